@@ -1,0 +1,84 @@
+"""Bring the whole stack up or down, and say what is running."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from salt_ext.devstack import postgres, processes, redis_server, salt_daemons
+from salt_ext.devstack.layout import Layout
+
+
+def settings_for(layout: Layout) -> dict[str, Any]:
+    """The effective ServerFlow settings of this stack's master."""
+    from salt_ext.config import load_settings
+
+    return load_settings(salt_daemons.master_config(layout))
+
+
+def start_services(layout: Layout) -> None:
+    """PostgreSQL (initialised, provisioned, migrated) and Redis."""
+    from salt_ext.db.migrate import migrate
+
+    layout.secrets()
+    postgres.init_cluster(layout)
+    postgres.start(layout)
+    postgres.provision(layout)
+    migrate(layout.dsn("owner"))
+    redis_server.start(layout)
+
+
+def start_salt(layout: Layout, *, api: bool = True, master_extra: dict[str, Any] | None = None,
+               timeout: float = 120) -> set[str]:
+    """Master, minions and salt-api; returns the minions that answered."""
+    salt_daemons.write_configs(layout, master_extra)
+    salt_daemons.start_master(layout)
+    for minion_id in layout.minions:
+        salt_daemons.start_minion(layout, minion_id)
+    answered = salt_daemons.wait_minions(layout, list(layout.minions), timeout=timeout)
+    if api:
+        salt_daemons.start_api(layout)
+    return answered
+
+
+def wait_inventory(layout: Layout, minion_ids: list[str], status: str = "online",
+                   timeout: float = 60) -> dict[str, str]:
+    """Poll the inventory until every minion has ``status``; returns the last statuses seen."""
+    from salt_ext.inventory import queries
+
+    settings = settings_for(layout)
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        try:
+            seen = {s["minion_id"]: s["status"] for s in queries.servers(settings)}
+        except Exception:
+            seen = {}
+        if all(seen.get(m) == status for m in minion_ids):
+            break
+        time.sleep(0.5)
+    return seen
+
+
+def up(layout: Layout, *, api: bool = True) -> dict[str, Any]:
+    started = time.monotonic()
+    start_services(layout)
+    answered = start_salt(layout, api=api)
+    inventory = wait_inventory(layout, sorted(answered))
+    return {"answered": sorted(answered), "inventory": inventory,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def down(layout: Layout) -> list[str]:
+    stopped = salt_daemons.stop_all(layout)
+    if redis_server.stop(layout):
+        stopped.append("redis")
+    if postgres.stop(layout):
+        stopped.append("postgres")
+    return stopped
+
+
+def status(layout: Layout) -> dict[str, int | None]:
+    names = ["postgres", "redis", "salt-master",
+             *(f"minion-{m}" for m in layout.minions), "salt-api"]
+    return {name: processes.running(layout.run, name) for name in names}

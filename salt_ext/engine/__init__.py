@@ -1,0 +1,1 @@
+"""The ServerFlow master engine: event-bus listener hosting inventory (and, later, chat)."""

@@ -1,0 +1,155 @@
+"""The engine's main loop: one thread reads the bus and runs timers, workers do blocking work."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+from salt_ext.config import load_settings
+from salt_ext.engine.inventory_service import Backend, Backoff, InventoryService, describe
+from salt_ext.inventory.tracker import Transition
+
+log = logging.getLogger(__name__)
+
+
+def heartbeat_path(opts: dict[str, Any]) -> str:
+    """Where the engine proves it is alive (read by ``serverflow.health``)."""
+    return os.path.join(opts["cachedir"], "serverflow", "engine.json")
+
+
+class Engine:
+    """Hosts the ServerFlow services inside the Salt master."""
+
+    def __init__(self, opts: dict[str, Any], gateway: Any = None, database: Any = None) -> None:
+        from salt_ext.db import Database
+
+        self.opts = opts
+        self.settings = load_settings(opts)
+        if gateway is None:
+            from salt_ext.engine.salt_io import SaltGateway
+
+            gateway = SaltGateway(opts)
+        self.gateway = gateway
+        self.backend = Backend(self.settings, database or Database.from_settings(self.settings))
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="serverflow")
+        self._running: dict[str, Future] = {}
+        self._outbox: "queue.Queue[Transition]" = queue.Queue()
+        self.inventory = InventoryService(self.settings, gateway, self.backend,
+                                          self.submit, self._outbox.put)
+        eng = self.settings["engine"]
+        self._db_backoff = Backoff(eng["retry_min"], eng["retry_max"])
+        self._db_down_since: float | None = None
+        self._db_error = ""
+        self._next_heartbeat = 0.0
+        self._redis_state = "unknown"
+
+    def submit(self, key: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on a worker unless a job with the same key is still running."""
+        running = self._running.get(key)
+        if running is not None and not running.done():
+            return
+        future = self._pool.submit(self._guarded, key, fn, *args)
+        self._running[key] = future
+
+    @staticmethod
+    def _guarded(key: str, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # a failing job is logged, never kills the engine
+            log.warning("serverflow: %s failed: %s", key, describe(exc))
+            return None
+
+    # -- database write-behind with backoff -------------------------------------------
+    def _sync_database(self) -> None:
+        now = time.monotonic()
+        try:
+            if not self.backend.ready:
+                self.backend.prepare(self.inventory.tracker)
+            written = self.inventory.flush()
+        except Exception as exc:
+            delay = self._db_backoff.failed(now)
+            self._db_error = describe(exc)
+            if self._db_down_since is None:
+                self._db_down_since = now
+                log.error("serverflow: %s; retrying with backoff (next in %.0fs)",
+                          self._db_error, delay)
+            else:
+                log.debug("serverflow: database still unavailable, next try in %.0fs", delay)
+            return
+        if self._db_down_since is not None:
+            log.warning("serverflow: database reachable again after %.0fs; wrote %d pending "
+                        "inventory changes", now - self._db_down_since, written)
+        self._db_down_since = None
+        self._db_error = ""
+        self._db_backoff.succeeded()
+
+    def _check_redis(self) -> None:
+        import redis
+
+        try:
+            redis.Redis.from_url(self.settings["redis"]["url"], socket_timeout=1,
+                                 socket_connect_timeout=1).ping()
+            self._redis_state = "ok"
+        except Exception as exc:
+            self._redis_state = describe(exc)
+
+    def _heartbeat(self) -> None:
+        path = heartbeat_path(self.opts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        body = {
+            "pid": os.getpid(),
+            "at": time.time(),
+            "database": "ok" if self._db_down_since is None and self.backend.ready
+            else (self._db_error or "starting"),
+            "redis": self._redis_state,
+            "minions_known": len(self.inventory.tracker.known()),
+        }
+        tmp = path + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(body, handle)
+        os.replace(tmp, path)
+
+    # -- loop -------------------------------------------------------------------------
+    def tick(self) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                transition = self._outbox.get_nowait()
+            except queue.Empty:
+                break
+            self.gateway.fire(transition.tag, transition.data())
+        self.inventory.tick(now)
+        if self._db_backoff.due(now):
+            self.submit("database", self._sync_database)
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + float(self.settings["engine"]["heartbeat_interval"])
+            self.submit("redis", self._check_redis)
+            self._heartbeat()
+
+    def handle(self, event: dict[str, Any]) -> None:
+        tag, data = event.get("tag", ""), event.get("data") or {}
+        if isinstance(data, dict):
+            self.inventory.handle(tag, data)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        log.info("serverflow: engine started (pid %s)", os.getpid())
+        try:
+            while not stop.is_set():
+                event = self.gateway.next_event(0.25)
+                if event:
+                    self.handle(event)
+                self.tick()
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_engine(opts: dict[str, Any]) -> None:
+    """Entry used by ``_engines/serverflow.py``."""
+    Engine(opts).run()
