@@ -105,6 +105,6 @@ def health():
 
     result = _health.report(__opts__, settings, connected, accepted)
     if not result["ok"]:
-        __context__["retcode"] = 1
+        __context__["retcode"] = result["retcode"] = 1
     return result
 

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
         "ping_interval": 30,
         # Seconds a minion has to answer a sweep ping.
         "ping_timeout": 5,
+        # Consecutive unanswered sweeps before a minion is marked offline.
+        "misses_before_offline": 2,
         # Seconds between full grains refreshes of every known minion.
         "refresh_interval": 600,
         # Grain (then pillar) key holding a minion's tags and services.

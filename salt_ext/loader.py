@@ -46,12 +46,16 @@ def get_loader_dirs() -> dict[str, list[str]]:
 
 def report(context: MutableMapping[str, Any], fn: Callable[..., Any], *args: Any,
            **kwargs: Any) -> Any:
-    """Call ``fn``; a ServerFlowError becomes ``{"error": {...}}`` and a non-zero retcode."""
+    """Call ``fn``; a ServerFlowError becomes ``{"error": {...}, "retcode": 1}``.
+
+    ``salt-run`` exits with a ``retcode`` found in the returned dict; ``__context__``
+    carries it to the job's ``success`` flag (salt-api, job cache).
+    """
     try:
         return fn(*args, **kwargs)
     except ServerFlowError as exc:
         context["retcode"] = 1
-        return {"error": exc.as_dict()}
+        return {"error": exc.as_dict(), "retcode": 1}
 
 
 def clean_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from salt_ext.config import redact_dsn
 from salt_ext.errors import ServerFlowError
 
 log = logging.getLogger(__name__)
+# The pool retries in the background and would log every failed attempt; callers get
+# one SYS001 error instead and decide how loudly to report it.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def database_error(exc: BaseException, dsn: str) -> ServerFlowError:

@@ -45,6 +45,7 @@ def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[s
         "ret_port": layout.ports.ret,
         "pki_dir": str(home / "pki" / "master"),
         "cachedir": str(home / "cache" / "master"),
+        "extension_modules": str(home / "cache" / "master" / "extmods"),
         "sock_dir": str(sock / "master"),
         "pidfile": str(run / "salt-master.daemon.pid"),
         "log_file": str(layout.logs / "master.log"),
@@ -67,7 +68,7 @@ def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[s
         "serverflow": {
             "database": {"url": layout.dsn("app"), "admin_url": layout.dsn("owner")},
             "redis": {"url": layout.redis_url},
-            "inventory": {"ping_interval": 5, "ping_timeout": 3},
+            "inventory": {"ping_interval": 4, "ping_timeout": 4},
             "engine": {"heartbeat_interval": 2},
         },
     }
@@ -91,21 +92,29 @@ def minion_config(layout: Layout, minion_id: str, facts: dict[str, list[str]]) -
         "publish_port": layout.ports.publish,
         "pki_dir": str(base / "pki"),
         "cachedir": str(base / "cache"),
+        "extension_modules": str(base / "cache" / "extmods"),
         "sock_dir": str(layout.sock_root / minion_id),
         "pidfile": str(layout.run / f"minion-{minion_id}.daemon.pid"),
         "log_file": str(layout.logs / f"minion-{minion_id}.log"),
         "log_level_logfile": "info",
         "acceptance_wait_time": 1,
         "random_reauth_delay": 0,
-        "grains": {"serverflow": {"tags": list(facts.get("tags", [])),
-                                  "services": list(facts.get("services", []))}},
     }
+
+
+def minion_grains(facts: dict[str, list[str]]) -> dict[str, Any]:
+    """Static grains of a demo minion; kept in the grains file so ``grains.setval`` can change them."""
+    return {"serverflow": {"tags": list(facts.get("tags", [])),
+                           "services": list(facts.get("services", []))}}
 
 
 def write_configs(layout: Layout, master_extra: dict[str, Any] | None = None) -> None:
     _write_yaml(layout.etc / "master", master_config(layout, master_extra))
     for minion_id, facts in layout.minions.items():
         _write_yaml(layout.minion_dir(minion_id) / "minion", minion_config(layout, minion_id, facts))
+        grains_file = layout.minion_dir(minion_id) / "grains"
+        if not grains_file.exists():
+            _write_yaml(grains_file, minion_grains(facts))
 
 
 def _salt_bin(layout: Layout, name: str) -> str:

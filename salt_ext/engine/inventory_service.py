@@ -32,7 +32,7 @@ class InventoryService:
         self.backend = backend
         self.submit = submit
         self.publish = publish
-        self.tracker = InventoryTracker()
+        self.tracker = InventoryTracker(self.inv["misses_before_offline"])
         self._next_sweep = 0.0
         self._next_refresh = 0.0
 

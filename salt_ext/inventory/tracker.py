@@ -51,6 +51,7 @@ class _Entry:
     facts: Server | None = None
     facts_dirty: bool = False
     status_dirty: bool = False
+    missed: int = 0  # consecutive sweeps without an answer
 
 
 @dataclass
@@ -67,7 +68,8 @@ class PendingWrites:
 class InventoryTracker:
     """Thread-safe presence state machine with a write-behind buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, misses_before_offline: int = 1) -> None:
+        self.misses_before_offline = max(1, int(misses_before_offline))
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
@@ -98,6 +100,7 @@ class InventoryTracker:
         old = entry.status
         if status == ONLINE:
             entry.last_seen = now
+            entry.missed = 0
         entry.status = status
         entry.status_dirty = True
         if old != status and status in (ONLINE, OFFLINE):
@@ -114,10 +117,18 @@ class InventoryTracker:
 
     def sweep(self, expected: Iterable[str], answered: Iterable[str],
               now: datetime | None = None) -> list[Transition]:
-        """Apply a ping sweep: answered minions are online, expected silent ones offline."""
+        """Apply a ping sweep: answered minions are online; a silent one goes offline once it
+        has missed ``misses_before_offline`` sweeps in a row (one slow answer is not an outage)."""
+        now = now or utcnow()
         answered = set(answered)
-        silent = set(expected) - answered
-        return self.mark(sorted(answered), ONLINE, now) + self.mark(sorted(silent), OFFLINE, now)
+        gone = []
+        with self._lock:
+            for minion_id in sorted(set(expected) - answered):
+                entry = self._entries.setdefault(minion_id, _Entry())
+                entry.missed += 1
+                if entry.missed >= self.misses_before_offline or entry.status == UNKNOWN:
+                    gone.append(minion_id)
+        return self.mark(sorted(answered), ONLINE, now) + self.mark(gone, OFFLINE, now)
 
     def pending(self) -> PendingWrites:
         """A snapshot of unwritten changes (cleared only by ``written``)."""
