@@ -45,12 +45,65 @@ DEFAULTS: dict[str, Any] = {
         "tags_key": "serverflow:tags",
         "services_key": "serverflow:services",
     },
+    "chat": {
+        # Longest question accepted (characters); longer ones get AI001.
+        "max_message_chars": 4000,
+        # Messages of the conversation given to the planner as context.
+        "history": 10,
+        # Seconds a step waits for its minions before reporting them as not answering (SRV003).
+        "step_timeout": 20,
+        # Seconds a proposed action stays approvable.
+        "action_ttl": 900,
+        # Seconds `salt-run serverflow.ask` waits for the engine's answer.
+        "ask_timeout": 120,
+    },
     "engine": {
         # Backoff bounds (seconds) while the database or Redis is unreachable.
         "retry_min": 1,
         "retry_max": 30,
         # How often the engine refreshes its heartbeat file.
         "heartbeat_interval": 5,
+        # Conversations answered at the same time.
+        "chat_workers": 8,
+    },
+    # The `serverflow` returner: master job cache, ext_job_cache, --return, event_return.
+    "returner": {
+        # Rows that trigger a write to PostgreSQL (one COPY per batch; backlogs go 4x larger).
+        "batch_size": 2000,
+        # Seconds a row may wait in memory before it is written, however few there are.
+        "flush_interval": 0.2,
+        # Rows one master process keeps in memory; beyond, new rows wait in the spool only.
+        "buffer_max": 50000,
+        # Spool directory (append-only files of rows not yet in PostgreSQL);
+        # None means <cachedir>/serverflow/spool.
+        "spool_dir": None,
+        # A spool file is closed and a new one started at this size (bytes).
+        "spool_segment_bytes": 16777216,
+        # Unflushed bytes one process may spool; when reached (or the disk is full) the
+        # oldest rows are kept and the newest are dropped, with a CRITICAL log. 0: no limit.
+        "spool_max_bytes": 1073741824,
+        # fdatasync after every spool append: survives power loss, costs ~100x per return.
+        "spool_fsync": False,
+        # A return, fun_args or event payload whose JSON is larger is stored as a marker
+        # {"__serverflow_truncated__": true, "bytes": N, "preview": ...}; 0: no limit.
+        "max_return_bytes": 1048576,
+        # Seconds an exiting process spends writing what it holds (the spool keeps the rest).
+        "exit_flush_timeout": 3,
+        # Longest wait (seconds) between retries while PostgreSQL is unreachable.
+        "retry_max": 5,
+        # clean_old_jobs: rows per DELETE statement, and seconds per call (it resumes next loop).
+        "clean_batch": 5000,
+        "clean_budget": 10,
+        # clean_old_jobs moves expired rows to the *_archive tables instead of deleting them.
+        "archive": False,
+        # Seconds events are kept; None means Salt's keep_jobs_seconds (0 keeps forever).
+        "keep_events_seconds": None,
+        # event_return stores events whose tag matches an allow pattern and no deny pattern
+        # (fnmatch). Job returns are already in salt_job_returns, hence the default deny.
+        "event_tags_allow": ["*"],
+        "event_tags_deny": ["salt/auth", "minion_ping", "salt/job/*/ret/*"],
+        # Fold returns into the `executions` row whose job_id is the jid (status, results).
+        "link_executions": True,
     },
 }
 

@@ -70,6 +70,7 @@ def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[s
             "redis": {"url": layout.redis_url},
             "inventory": {"ping_interval": 4, "ping_timeout": 4},
             "engine": {"heartbeat_interval": 2},
+            "chat": {"step_timeout": 10},
         },
     }
     for key, value in (extra or {}).items():

@@ -11,11 +11,16 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+from salt_ext.chat.service import ChatRequest, ChatService
 from salt_ext.config import load_settings
+from salt_ext.errors import ServerFlowError
 from salt_ext.engine.inventory_service import Backend, Backoff, InventoryService, describe
 from salt_ext.inventory.tracker import Transition
 
 log = logging.getLogger(__name__)
+
+
+CHAT_REQUEST = "serverflow/chat/request"
 
 
 def heartbeat_path(opts: dict[str, Any]) -> str:
@@ -38,10 +43,14 @@ class Engine:
         self.gateway = gateway
         self.backend = Backend(self.settings, database or Database.from_settings(self.settings))
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="serverflow")
+        # Conversations get their own workers: a slow minion in one never delays inventory work.
+        self._chat_pool = ThreadPoolExecutor(max_workers=int(self.settings["engine"]["chat_workers"]),
+                                             thread_name_prefix="serverflow-chat")
         self._running: dict[str, Future] = {}
         self._outbox: "queue.Queue[Transition]" = queue.Queue()
         self.inventory = InventoryService(self.settings, gateway, self.backend,
                                           self.submit, self._outbox.put)
+        self.chat = ChatService(self.settings, self.backend.db, gateway.local_client)
         eng = self.settings["engine"]
         self._db_backoff = Backoff(eng["retry_min"], eng["retry_max"])
         self._db_down_since: float | None = None
@@ -134,8 +143,35 @@ class Engine:
 
     def handle(self, event: dict[str, Any]) -> None:
         tag, data = event.get("tag", ""), event.get("data") or {}
-        if isinstance(data, dict):
+        if not isinstance(data, dict):
+            return
+        if tag == CHAT_REQUEST:
+            self._chat(data)
+        else:
             self.inventory.handle(tag, data)
+
+    def _chat(self, data: dict[str, Any]) -> None:
+        try:
+            request = ChatRequest.from_event(data)
+        except ServerFlowError as exc:
+            self.gateway.fire("serverflow/chat/invalid/error",
+                              {"request_id": data.get("request_id"), "error": exc.as_dict()})
+            return
+
+        def emit(kind: str, payload: dict[str, Any]) -> None:
+            self.gateway.fire(f"serverflow/chat/{request.conversation_id}/{kind}", payload)
+
+        def turn() -> None:
+            try:
+                self.chat.handle(request, emit)
+            except Exception as exc:  # the asker always gets an answer, never silence
+                log.exception("serverflow: chat request %s failed", request.request_id)
+                emit("error", {"conversation_id": request.conversation_id,
+                               "request_id": request.request_id,
+                               "error": {"code": "AI001", "message": f"the question could not be "
+                                         f"answered: {describe(exc)}"}})
+
+        self._chat_pool.submit(turn)
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
@@ -148,6 +184,7 @@ class Engine:
                 self.tick()
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._chat_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_engine(opts: dict[str, Any]) -> None:

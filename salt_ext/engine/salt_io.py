@@ -45,6 +45,12 @@ class SaltGateway:
                 self._client = salt.client.get_local_client(mopts=self.opts)
             return self._client
 
+    def local_client(self):
+        """A LocalClient of its own for one conversation turn (they are not thread-safe)."""
+        import salt.client
+
+        return salt.client.get_local_client(mopts=self.opts)
+
     def next_event(self, wait: float) -> dict[str, Any] | None:
         """The next bus event ``{"tag", "data"}`` or None after ``wait`` seconds."""
         return self._listener.get_event(wait=wait, full=True, auto_reconnect=True)

@@ -1,0 +1,1 @@
+"""Conversations: a question in, a grounded answer out (pipeline -> execution -> responder)."""

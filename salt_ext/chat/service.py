@@ -1,0 +1,238 @@
+"""One chat turn: load context, plan, run the read-only steps, answer, and record it all.
+
+``ChatService.handle`` is what the engine runs for every ``serverflow/chat/request``.
+It streams progress through ``emit(kind, data)`` (kinds: delta, action, done, error)
+and never raises: every failure ends as an ``error`` event with a spec code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from salt_ext.chat import executor, store as chat_store
+from salt_ext.errors import ErrorInfo, ServerFlowError
+from salt_ext.inventory import store as inventory_store
+from salt_ext.inventory.model import Server
+from salt_ext.pipeline import PlanResult, plan_question
+from salt_ext.responder import respond
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class ChatRequest:
+    """A question as it arrives on the bus; ``user`` comes from Salt's authentication."""
+
+    message: str
+    conversation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    user: str | None = None
+
+    @classmethod
+    def from_event(cls, data: dict[str, Any]) -> "ChatRequest":
+        conversation = str(data.get("conversation_id") or "") or str(uuid.uuid4())
+        try:
+            conversation = str(uuid.UUID(conversation))
+        except ValueError:
+            raise ServerFlowError("AI001", f"conversation id {conversation!r} is not a UUID") from None
+        message = data.get("message")
+        return cls(message=message if isinstance(message, str) else "",
+                   conversation_id=conversation,
+                   request_id=str(data.get("request_id") or uuid.uuid4().hex),
+                   user=str(data["user"]) if data.get("user") else None)
+
+
+def _ms(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 1)
+
+
+class ChatService:
+    """Answers questions for one tenant using a Database and a LocalClient factory."""
+
+    def __init__(self, settings: dict[str, Any], db: Any, client_factory: Callable[[], Any]) -> None:
+        self.settings = settings
+        self.chat = settings["chat"]
+        self.tenant_id = settings["tenant_id"]
+        self.db = db
+        self.client_factory = client_factory
+
+    # -- the turn ---------------------------------------------------------------------
+    def handle(self, request: ChatRequest, emit: Emit) -> dict[str, Any] | None:
+        """Run one turn; returns the ``done`` payload (or None after an ``error``)."""
+        started = time.monotonic()
+        received_at = datetime.now(timezone.utc)
+        base = {"conversation_id": request.conversation_id, "request_id": request.request_id}
+        try:
+            history, servers = self._load(request)
+        except ServerFlowError as exc:
+            emit("error", {**base, "error": exc.as_dict()})
+            return None
+        plan = plan_question(request.message, servers, history, max_chars=int(self.chat["max_message_chars"]))
+        plan_ms = _ms(started)
+        emit("delta", {**base, "type": "plan", "plan": plan.as_dict()})
+        if plan.error is not None and plan.error.code == "AI001":
+            # an empty or over-long message is refused before anything is recorded
+            emit("error", {**base, "error": plan.error.as_dict()})
+            return None
+
+        salt_started = time.monotonic()
+        results, executions = self._execute(request, plan, servers, emit, base)
+        salt_ms = _ms(salt_started)
+        inventory = {s.minion_id: s.as_dict() for s in servers}
+        response = self._answer(request, plan, results, inventory)
+        timings = {"plan_ms": plan_ms, "salt_ms": salt_ms, "total_ms": _ms(started)}
+        timings["overhead_ms"] = round(timings["total_ms"] - salt_ms, 1)
+        answer = response.as_dict()
+        text = response.as_text() if hasattr(response, "as_text") else str(answer)
+        emit("delta", {**base, "type": "answer", "text": text})
+
+        proposals = self._proposals(plan, response)
+        persisted, message_id, action_ids, warning = self._record(
+            request, plan, answer, text, timings, executions, results, proposals, received_at)
+        for proposal, action_id in zip(proposals, action_ids):
+            emit("action", {**base, "action_id": action_id, **proposal})
+        done = {**base, "message_id": message_id, "intent": plan.intent,
+                "confidence": round(plan.confidence, 3), "plan": plan.as_dict(), "response": answer,
+                "text": text, "actions": [{"action_id": a, **p} for p, a in zip(proposals, action_ids)],
+                "timings": timings, "persisted": persisted,
+                "executions": [{"function": r.function, "jid": r.jid, "targets": r.targets,
+                                "missing": r.missing} for r in results]}
+        if warning:
+            done["warning"] = warning
+        emit("done", done)
+        return done
+
+    # -- stages -------------------------------------------------------------------------
+    def _load(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[Server]]:
+        with self.db.tenant(self.tenant_id) as conn:
+            inventory_store.ensure_tenant(conn, self.tenant_id, self.settings["tenant_name"],
+                                          self.settings["tenant_slug"])
+            title = (request.message or "").strip().splitlines()[0][:120] if (request.message or "").strip() else "New conversation"
+            chat_store.ensure_conversation(conn, self.tenant_id, request.conversation_id, title, request.user)
+            history = chat_store.recent_messages(conn, request.conversation_id, int(self.chat["history"]))
+            servers, _ = inventory_store.list_servers(conn)
+        return [{"role": m["role"], "content": m["content"]} for m in history], servers
+
+    def _execute(self, request: ChatRequest, plan: PlanResult, servers: list[Server], emit: Emit,
+                 base: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
+        reads = [s for s in plan.steps if s.safety == "read" and not s.requires_approval]
+        if not reads or plan.refused:
+            return [], {}
+        offline = {s.minion_id for s in servers if s.status == "offline"}
+        executions: dict[str, str] = {}  # jid -> executions.id
+
+        def published(step, jid: str) -> None:
+            emit("delta", {**base, "type": "step", "function": step.function, "targets": step.targets,
+                           "jid": jid})
+            try:
+                with self.db.tenant(self.tenant_id) as conn:
+                    executions[jid] = chat_store.start_execution(
+                        conn, self.tenant_id, conversation_id=request.conversation_id, jid=jid,
+                        targets=step.targets, function=step.function, args=step.args,
+                        requested_by=request.user)
+            except ServerFlowError as exc:
+                log.warning("serverflow: execution %s not recorded: %s", jid, exc)
+
+        client = self.client_factory()
+        try:
+            results = executor.run_steps(client, reads, timeout=float(self.chat["step_timeout"]),
+                                         on_return=lambda d: emit("delta", {**base, **d}),
+                                         on_published=published, skip=offline)
+        finally:
+            destroy = getattr(client, "destroy", None)
+            if destroy:
+                destroy()
+        return results, executions
+
+    def _answer(self, request: ChatRequest, plan: PlanResult, results: list[Any],
+                inventory: dict[str, dict]) -> Any:
+        if plan.error is not None or plan.clarification or plan.refused:
+            return _PlainAnswer(plan)
+        return respond(request.message, plan.intent or "", results, inventory=inventory)
+
+    @staticmethod
+    def _proposals(plan: PlanResult, response: Any) -> list[dict[str, Any]]:
+        """Write steps of the plan and write actions the responder suggests: proposed, never run."""
+        out: list[dict[str, Any]] = []
+        seen: set[tuple] = set()
+        if not plan.refused:
+            for step in plan.steps:
+                if step.requires_approval:
+                    out.append({"function": step.function, "targets": list(step.targets),
+                                "args": dict(step.args),
+                                "label": f"{step.function} on {', '.join(step.targets)}",
+                                "reason": f"asked: {plan.question[:200]}"})
+        for action in getattr(response, "suggested_actions", []) or []:
+            out.append({"function": action.function, "targets": list(action.targets),
+                        "args": dict(action.args), "label": action.label, "reason": action.reason})
+        unique = []
+        for item in out:
+            key = (item["function"], tuple(item["targets"]), repr(sorted(item["args"].items())))
+            if key not in seen:
+                seen.add(key)
+                unique.append(item)
+        return unique
+
+    def _record(self, request: ChatRequest, plan: PlanResult, answer: dict[str, Any], text: str,
+                timings: dict[str, float], executions: dict[str, str], results: list[Any],
+                proposals: list[dict[str, Any]], received_at: datetime):
+        """Store the turn in one transaction: both messages, execution results, proposals."""
+        try:
+            with self.db.tenant(self.tenant_id) as conn:
+                chat_store.add_message(conn, self.tenant_id, request.conversation_id, "user",
+                                       request.message, {"user": request.user, "request_id": request.request_id},
+                                       created_at=received_at)
+                message_id = chat_store.add_message(
+                    conn, self.tenant_id, request.conversation_id, "assistant", text,
+                    {"plan": plan.as_dict(), "intent": plan.intent, "confidence": round(plan.confidence, 3),
+                     "timings": timings, "response": answer, "tokens": {"prompt": 0, "completion": 0},
+                     "planner": "offline"}, tokens_used=0)
+                by_jid = {r.jid: r for r in results if r.jid}
+                for jid, execution_id in executions.items():
+                    result = by_jid.get(jid)
+                    status = "completed" if result and not result.missing and not result.error else (
+                        "partial" if result and result.returns else "failed")
+                    chat_store.finish_execution(conn, execution_id, status=status, message_id=message_id,
+                                                results={m: r.ret for m, r in (result.returns if result else {}).items()})
+                action_ids = [chat_store.propose_action(
+                    conn, self.tenant_id, conversation_id=request.conversation_id, message_id=message_id,
+                    requested_by=request.user, ttl_seconds=int(self.chat["action_ttl"]), **p)
+                    for p in proposals]
+            return True, message_id, action_ids, None
+        except ServerFlowError as exc:
+            log.error("serverflow: conversation %s not saved: %s", request.conversation_id, exc)
+            warning = ErrorInfo("SYS001", "the answer could not be saved (database unavailable); "
+                                "the conversation is unchanged and the proposed actions were not recorded")
+            return False, None, [], warning.as_dict()
+
+
+class _PlainAnswer:
+    """The answer to a plan that ran nothing: an error, a refusal or a question back."""
+
+    def __init__(self, plan: PlanResult) -> None:
+        self.plan = plan
+        self.suggested_actions: list[Any] = []
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.as_text(), "findings": [], "recommendations": [],
+                "suggested_actions": [], "follow_ups": [], "unanswered": [],
+                "error": self.plan.error.as_dict() if self.plan.error else None,
+                "clarification": self.plan.clarification}
+
+    def as_text(self) -> str:
+        plan = self.plan
+        if plan.error is not None:
+            text = f"{plan.error.code}: {plan.error.message}"
+            if plan.clarification and plan.clarification != plan.error.message:
+                text += f"\n{plan.clarification}"
+            return text
+        if plan.refused:
+            return "Refused: this request is not allowed."
+        return plan.clarification or ""
