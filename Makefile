@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit test-functional evals install system-deps clean
+.PHONY: up down status test test-unit test-functional evals bench install system-deps clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test-functional: install
 
 evals: install
 	@$(PY) -m salt_ext.evals ../shared/evals/public/core.yaml
+
+# Benchmarks print each figure beside its baseline; they are never part of `make test`.
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: down
 	rm -rf .serverflow .test-stack
