@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from salt_ext.execution.model import MinionReturn, StepResult
 from salt_ext.pipeline.model import PlanStep
+from salt_ext.registry import load_registry
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -44,7 +45,9 @@ def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: 
             if not reachable:
                 continue
             started = time.monotonic()
-            pub = client.run_job(reachable, step.function, kwarg=dict(step.args), tgt_type="list",
+            spec = load_registry().get(step.function)
+            arg, kwarg = spec.split_args(step.args) if spec else ([], dict(step.args))
+            pub = client.run_job(reachable, step.function, arg=arg, kwarg=kwarg, tgt_type="list",
                                  timeout=timeout, listen=True)
             if not pub or not pub.get("jid"):
                 result.error = {"code": "EXEC001", "message": f"Salt did not accept {step.function}"}

@@ -469,7 +469,6 @@ NUMBER_WORDS = {
     "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50,
 }
 
-PRONOUNS = frozenset({"it", "that", "this", "them", "those", "these", "same", "there"})
 FOLLOWUP_START = re.compile(
     r"^(?:and|also|what about|how about|same|now|then|ok|okay|alright|and what about|what of|likewise|too|do the same|same for|same thing|again)\b"
 )

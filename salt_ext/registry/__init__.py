@@ -120,6 +120,22 @@ class FunctionSpec:
     def shell_args(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args.values() if a.shell)
 
+    def split_args(self, args: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """``(arg, kwarg)`` for LocalClient: varargs arguments go positionally.
+
+        ``pkg.version`` takes ``*names`` and ``grains.item`` ``*keys``: passing
+        them as keyword arguments would silently ask Salt for nothing.
+        """
+        positional: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for key, value in args.items():
+            spec = self.args.get(key)
+            if spec is not None and spec.varargs:
+                positional.extend(value if isinstance(value, (list, tuple)) else [value])
+            else:
+                kwargs[key] = value
+        return positional, kwargs
+
     def runs_on(self, os_family: str | None) -> bool:
         """Whether this function exists on a minion of that ``os_family`` grain."""
         if "any" in self.platforms:

@@ -13,7 +13,6 @@ import yaml
 
 from salt_ext.registry import (
     INTENTS,
-    NO_DEFAULT,
     Registry,
     RegistryError,
     load_registry,
@@ -132,6 +131,12 @@ def test_validate_args(reg: Registry) -> None:
     assert reg.validate_args("state.apply", {"test": True}) == ["state.apply requires argument 'mods'"]
     assert reg.validate_args("network.ping", {"host": "10.0.0.1", "timeout": 2}) == []
     assert reg.validate_args("nope.nope", {}) == ["nope.nope is not in the module registry"]
+
+
+def test_split_args_for_localclient(reg: Registry) -> None:
+    assert reg.get("pkg.version").split_args({"names": ["nginx", "htop"]}) == (["nginx", "htop"], {})
+    assert reg.get("grains.item").split_args({"keys": ["os"]}) == (["os"], {})
+    assert reg.get("ps.top").split_args({"num_processes": 10}) == ([], {"num_processes": 10})
 
 
 def test_platforms(reg: Registry) -> None:
