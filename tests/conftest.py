@@ -46,7 +46,7 @@ def layout() -> Layout:
 @pytest.fixture(scope="session")
 def services(layout: Layout):
     """PostgreSQL (migrated) and Redis, for the whole session."""
-    stack.start_services(layout)
+    stack.start_services(layout, fresh_database=True)
     yield layout
     stack.down(layout)
 

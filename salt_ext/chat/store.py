@@ -9,11 +9,11 @@ from typing import Any
 from psycopg import Connection
 
 
-def _json(value: Any) -> str:
+def to_json(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _clean(row: dict[str, Any] | None) -> dict[str, Any] | None:
+def clean_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {k: (str(v) if k.endswith("id") and v is not None and not isinstance(v, (int, str))
@@ -35,7 +35,7 @@ def recent_messages(conn: Connection, conversation_id: str, limit: int = 10) -> 
     rows = conn.execute(
         "SELECT role, content, metadata, created_at FROM messages WHERE conversation_id = %s"
         " ORDER BY created_at DESC, id DESC LIMIT %s", (conversation_id, limit)).fetchall()
-    return [_clean(r) for r in reversed(rows)]
+    return [clean_row(r) for r in reversed(rows)]
 
 
 def add_message(conn: Connection, tenant_id: str, conversation_id: str, role: str, content: str,
@@ -45,7 +45,7 @@ def add_message(conn: Connection, tenant_id: str, conversation_id: str, role: st
     row = conn.execute(
         "INSERT INTO messages (tenant_id, conversation_id, role, content, metadata, tokens_used, created_at)"
         " VALUES (%s, %s, %s, %s, %s::jsonb, %s, COALESCE(%s, clock_timestamp())) RETURNING id",
-        (tenant_id, conversation_id, role, content, _json(metadata or {}), tokens_used,
+        (tenant_id, conversation_id, role, content, to_json(metadata or {}), tokens_used,
          created_at)).fetchone()
     conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (conversation_id,))
     return str(row["id"])
@@ -58,7 +58,7 @@ def start_execution(conn: Connection, tenant_id: str, *, conversation_id: str | 
         "INSERT INTO executions (tenant_id, conversation_id, job_id, targets, module, args, status,"
         " started_at, requested_by) VALUES (%s, %s, %s, %s::jsonb, %s, %s::jsonb, 'running', now(), %s)"
         " RETURNING id",
-        (tenant_id, conversation_id, jid, _json(targets), function, _json(args), requested_by),
+        (tenant_id, conversation_id, jid, to_json(targets), function, to_json(args), requested_by),
     ).fetchone()
     return str(row["id"])
 
@@ -68,18 +68,20 @@ def finish_execution(conn: Connection, execution_id: str, *, status: str, result
     conn.execute(
         "UPDATE executions SET status = %s, results = %s::jsonb, completed_at = now(),"
         " message_id = COALESCE(%s, message_id) WHERE id = %s",
-        (status, _json(results), message_id, execution_id))
+        (status, to_json(results), message_id, execution_id))
 
 
 def propose_action(conn: Connection, tenant_id: str, *, conversation_id: str, message_id: str | None,
                    requested_by: str | None, function: str, targets: list[str],
                    args: dict[str, Any], label: str, reason: str, ttl_seconds: int) -> str:
+    from salt_ext.approvals.model import action_hash
+
     row = conn.execute(
         "INSERT INTO actions (tenant_id, conversation_id, message_id, requested_by, function, targets,"
-        " args, label, reason, expires_at) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s,"
-        " now() + make_interval(secs => %s)) RETURNING id",
-        (tenant_id, conversation_id, message_id, requested_by, function, _json(targets), _json(args),
-         label, reason, ttl_seconds)).fetchone()
+        " args, label, reason, expires_at, action_hash) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
+        " %s::jsonb, %s, %s, now() + make_interval(secs => %s), %s) RETURNING id",
+        (tenant_id, conversation_id, message_id, requested_by, function, to_json(targets), to_json(args),
+         label, reason, ttl_seconds, action_hash(tenant_id, function, targets, args))).fetchone()
     return str(row["id"])
 
 
@@ -88,7 +90,7 @@ def list_conversations(conn: Connection, limit: int = 50) -> list[dict[str, Any]
         "SELECT c.id, c.title, c.created_by, c.created_at, c.updated_at,"
         " (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages"
         " FROM conversations c ORDER BY c.updated_at DESC LIMIT %s", (limit,)).fetchall()
-    return [_clean(r) for r in rows]
+    return [clean_row(r) for r in rows]
 
 
 def get_conversation(conn: Connection, conversation_id: str) -> dict[str, Any] | None:
@@ -96,14 +98,14 @@ def get_conversation(conn: Connection, conversation_id: str) -> dict[str, Any] |
                        " WHERE id::text = %s", (conversation_id,)).fetchone()
     if row is None:
         return None
-    out = _clean(row)
-    out["messages"] = [_clean(r) for r in conn.execute(
+    out = clean_row(row)
+    out["messages"] = [clean_row(r) for r in conn.execute(
         "SELECT id, role, content, metadata, tokens_used, created_at FROM messages"
         " WHERE conversation_id = %s ORDER BY created_at, id", (row["id"],)).fetchall()]
-    out["executions"] = [_clean(r) for r in conn.execute(
+    out["executions"] = [clean_row(r) for r in conn.execute(
         "SELECT id, job_id, module, targets, args, status, started_at, completed_at FROM executions"
         " WHERE conversation_id = %s ORDER BY created_at", (row["id"],)).fetchall()]
-    out["actions"] = [_clean(r) for r in conn.execute(
+    out["actions"] = [clean_row(r) for r in conn.execute(
         "SELECT id, function, targets, args, label, status, created_at, expires_at FROM actions"
         " WHERE conversation_id = %s ORDER BY created_at", (row["id"],)).fetchall()]
     return out

@@ -109,20 +109,27 @@ def stop(layout: Layout) -> bool:
     return True
 
 
-def provision(layout: Layout) -> None:
-    """Roles (owner + non-owner application role) and the database; idempotent."""
-    sec = layout.secrets()
+def _superuser(layout: Layout) -> psycopg.Connection:
     deadline = time.monotonic() + 30
     while True:
         try:
-            conn = psycopg.connect(layout.dsn("super", "postgres"), autocommit=True,
-                                   connect_timeout=3)
-            break
+            return psycopg.connect(layout.dsn("super", "postgres"), autocommit=True, connect_timeout=3)
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-    with conn:
+
+
+def drop_database(layout: Layout) -> None:
+    """Drop the product database (tests start from an empty schema)."""
+    with _superuser(layout) as conn:
+        conn.execute("DROP DATABASE IF EXISTS serverflow WITH (FORCE)")
+
+
+def provision(layout: Layout) -> None:
+    """Roles (owner + non-owner application role) and the database; idempotent."""
+    sec = layout.secrets()
+    with _superuser(layout) as conn:
         for role, password in (("serverflow", sec["owner_password"]),
                                ("serverflow_app", sec["app_password"])):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()

@@ -16,13 +16,18 @@ def settings_for(layout: Layout) -> dict[str, Any]:
     return load_settings(salt_daemons.master_config(layout))
 
 
-def start_services(layout: Layout) -> None:
-    """PostgreSQL (initialised, provisioned, migrated) and Redis."""
+def start_services(layout: Layout, *, fresh_database: bool = False) -> None:
+    """PostgreSQL (initialised, provisioned, migrated) and Redis.
+
+    ``fresh_database`` drops the product database first (the test suite starts clean).
+    """
     from salt_ext.db.migrate import migrate
 
     layout.secrets()
     postgres.init_cluster(layout)
     postgres.start(layout)
+    if fresh_database:
+        postgres.drop_database(layout)
     postgres.provision(layout)
     migrate(layout.dsn("owner"))
     redis_server.start(layout)
