@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+from salt_ext.chat.signing import load_key, sign
 from salt_ext.errors import ServerFlowError
 
 CHAT_REQUEST = "serverflow/chat/request"
@@ -44,8 +45,9 @@ def ask(opts: dict[str, Any], question: str, *, conversation_id: str | None = No
     bus = salt.utils.event.get_master_event(opts, opts["sock_dir"], listen=True)
     try:
         bus.subscribe(prefix)
-        bus.fire_event({"conversation_id": conversation_id, "request_id": request_id,
-                        "message": question, "user": user}, CHAT_REQUEST)
+        request = sign(load_key(opts), {"conversation_id": conversation_id, "request_id": request_id,
+                                        "message": question, "user": user})
+        bus.fire_event(request, CHAT_REQUEST)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             event = bus.get_event(wait=min(1.0, max(0.05, deadline - time.monotonic())), tag=prefix,

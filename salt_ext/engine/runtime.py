@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from salt_ext.chat.service import ChatRequest, ChatService
+from salt_ext.chat.signing import Verifier, load_key
 from salt_ext.config import load_settings
 from salt_ext.errors import ServerFlowError
 from salt_ext.engine.inventory_service import Backend, Backoff, InventoryService, describe
@@ -50,6 +51,7 @@ class Engine:
         self._outbox: "queue.Queue[Transition]" = queue.Queue()
         self.inventory = InventoryService(self.settings, gateway, self.backend,
                                           self.submit, self._outbox.put)
+        self._verifier = Verifier(load_key(opts, create=True))
         self.chat = ChatService(self.settings, self.backend.db, gateway.local_client)
         eng = self.settings["engine"]
         self._db_backoff = Backoff(eng["retry_min"], eng["retry_max"])
@@ -152,8 +154,10 @@ class Engine:
 
     def _chat(self, data: dict[str, Any]) -> None:
         try:
+            self._verifier.check(data)
             request = ChatRequest.from_event(data)
         except ServerFlowError as exc:
+            log.warning("serverflow: chat request %s refused: %s", data.get("request_id"), exc)
             self.gateway.fire("serverflow/chat/invalid/error",
                               {"request_id": data.get("request_id"), "error": exc.as_dict()})
             return

@@ -17,6 +17,7 @@ from salt_ext.responder.rules.generic import generic_rule
 from salt_ext.responder.rules.memory import memory_rule
 from salt_ext.responder.rules.network import interfaces_rule, netstat_rule, ping_rule
 from salt_ext.responder.rules.packages import packages_rule, upgrades_rule
+from salt_ext.responder.rules.logs import logs_rule
 from salt_ext.responder.rules.process import top_process_rule
 from salt_ext.responder.rules.services import service_status_rule, services_rule
 from salt_ext.responder.rules.system import grains_rule, uptime_rule, users_rule
@@ -40,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     interfaces_rule,
     netstat_rule,
     users_rule,
+    logs_rule,
     generic_rule,
 )
 
