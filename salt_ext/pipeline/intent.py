@@ -161,7 +161,7 @@ def classify_intent(
         if prior_intent and ents.followup:
             return IntentResult(prior_intent, 0.6, scores=scores)
         fallback = "DIAGNOSE" if ents.has_target_spec() else "QUERY_INVENTORY"
-        return IntentResult(fallback, 0.35, scores=scores)
+        return IntentResult(fallback, 0.35, scores=scores, recognized=False)
     confidence = 0.55 + 0.4 * (top - second) / top
     if top >= 4:
         confidence += 0.05

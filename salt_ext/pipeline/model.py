@@ -114,6 +114,7 @@ class Entities:
 class IntentResult:
     intent: str
     confidence: float
+    recognized: bool = True  # False: nothing in the question matched a topic, object or action
     action: str | None = None  # registry function chosen for an imperative request
     scores: dict[str, float] = field(default_factory=dict)
     # every (function, entities of its clause) asked for: "stop nginx and start apache"

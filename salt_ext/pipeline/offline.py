@@ -28,6 +28,13 @@ from salt_ext.registry import Registry, load_registry
 DEFAULT_MAX_CHARS = 4000
 
 # When a question resolves to servers but no allowed function answers it.
+UNSUPPORTED = (
+    "I can only help with your servers: ask about their health ('why is web-1 slow?'), metrics "
+    "(CPU, memory, disk, load, uptime), inventory (OS, packages, services, users, network), logs, "
+    "or ask for a change (restart a service, kill a process, install a package), which waits "
+    "for an approval."
+)
+
 NOTHING_TO_RUN = {
     "DEPLOY": "Which Salt state should I apply? For example: 'deploy the webapp state to the web tier'.",
     "CONFIGURE": "I found no allowed function for that change. Which package, service, user, port or state is it about?",
@@ -101,6 +108,12 @@ def plan_question(
     vocabulary = build_vocabulary(registry, inventory)
     previous = replay_history(history, fleet, vocabulary, registry)
     norm, ents, intent = understand(question, fleet, vocabulary, registry, previous)
+
+    if not intent.recognized and not ents.has_target_spec() and not ents.has_objects():
+        # Nothing in the question is about servers: say what can be asked instead of guessing.
+        error = ErrorInfo("AI001", UNSUPPORTED)
+        return PlanResult(question=question, normalized=norm.text, intent=None, confidence=intent.confidence,
+                          entities=ents.as_dict(), error=error, clarification=UNSUPPORTED)
 
     write = intent.intent in lexicon.WRITE_INTENTS or intent.action is not None or bool(ents.functions)
     resolution = resolve_targets(ents, fleet, write=write)

@@ -89,3 +89,15 @@ def test_progress_lines():
     assert describe_delta({"type": "result", "minion": "a", "function": "ps.top", "success": True}) == \
         "a answered ps.top"
     assert describe_delta({"type": "answer"}) is None
+
+
+def test_unsupported_questions_say_what_can_be_asked():
+    from salt_ext.inventory.model import Server
+    from salt_ext.pipeline import plan_question
+
+    fleet = [Server(minion_id="web-1", os="Debian", os_family="Debian", tags=["web"], services=["nginx"])]
+    plan = plan_question("tell me a joke", fleet)
+    assert plan.error.code == "AI001" and plan.steps == []
+    assert "restart a service" in plan.clarification and "metrics" in plan.clarification
+    # a question about a named server is never "unsupported": it gets a health check
+    assert plan_question("how is web-1 doing?", fleet).steps
