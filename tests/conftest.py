@@ -22,6 +22,10 @@ TEST_HOME = Path(os.environ.get("SERVERFLOW_TEST_HOME", REPO / ".test-stack"))
 _OFFSET = int(os.environ.get("SERVERFLOW_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = Ports(postgres=25432 + _OFFSET, redis=26379 + _OFFSET, publish=24505 + _OFFSET,
                    ret=24506 + _OFFSET, api=28000 + _OFFSET)
+# The red team alone sends ~70 questions a minute as one user: lift the chat rate limit
+# for the tests (the limiter itself is tested on its own).
+TEST_MASTER_CONFIG = {"serverflow": {"security": {"rate_limit": {"buckets": {
+    "chat": {"user": {"limit": 2000, "window": 60}, "tenant": {"limit": 5000, "window": 60}}}}}}}
 TEST_MINIONS = {
     "sf-web-1": {"tags": ["test", "web"], "services": ["nginx"]},
     "sf-db-1": {"tags": ["test", "db"], "services": ["postgresql"]},
@@ -59,7 +63,7 @@ def settings(services: Layout) -> dict:
 @pytest.fixture(scope="session")
 def salt_stack(services: Layout):
     """Master (with the ServerFlow engine) and the two test minions, all answering."""
-    answered = stack.start_salt(services, api=False)
+    answered = stack.start_salt(services, api=False, master_extra=TEST_MASTER_CONFIG)
     assert answered == set(services.minions), f"minions did not answer: {answered}"
     yield services
     from salt_ext.devstack import salt_daemons
@@ -71,3 +75,29 @@ def salt_stack(services: Layout):
 def tenant_id() -> str:
     """A fresh tenant per test, so tests never see each other's rows."""
     return str(uuid.uuid4())
+
+
+TEST_USERS = {"op@test": "operator", "admin@test": "admin", "admin2@test": "admin",
+              "viewer@test": "viewer"}
+TEST_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def test_users(settings) -> dict[str, str]:
+    """ServerFlow users the chat/approval tests act as (their role decides what they may do)."""
+    from salt_ext.db import Database
+    from salt_ext.security.identity import ensure_user
+
+    from salt_ext.security.identity import add_user, get_user
+
+    db = Database(settings["database"]["admin_url"])
+    try:
+        for email, role in TEST_USERS.items():
+            ensure_user(db, settings, email, TEST_PASSWORD, role)
+        with db.tenant(settings["tenant_id"]) as conn:
+            # an operator of the web tier only
+            if get_user(conn, "webop@test") is None:
+                add_user(conn, settings, "webop@test", "operator", password=TEST_PASSWORD, tags=["web"])
+    finally:
+        db.close()
+    return {**TEST_USERS, "webop@test": "operator"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 
@@ -13,12 +12,3 @@ def action_hash(tenant_id: str, function: str, targets: list[str], args: dict[st
     body = json.dumps({"tenant": str(tenant_id), "function": function, "targets": sorted(targets),
                        "args": args}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, as Salt authenticated them: a name and a ServerFlow role."""
-
-    name: str
-    role: str
-    tags: tuple[str, ...] = ()  # optional scope: only minions carrying one of these tags

@@ -14,40 +14,40 @@ import logging
 import time
 from typing import Any, Callable
 
-from salt_ext.approvals.model import Actor, action_hash
+from salt_ext.approvals.model import action_hash
 from salt_ext.chat import store as chat_store
 from salt_ext.errors import ErrorInfo, ServerFlowError
 from salt_ext.pipeline import PlanResult, PlanStep, check_plan
+from salt_ext.inventory import store as inventory_store
 from salt_ext.registry import load_registry
+from salt_ext.security import audit as audit_log
+from salt_ext.security.identity import Principal
+from salt_ext.security.roles import authorizer
 
 log = logging.getLogger(__name__)
 
-APPROVER_ROLES = ("owner", "admin")
-
-Authorize = Callable[[Actor, str, list[str]], "ErrorInfo | None"]
+Authorize = Callable[[Principal, str, list[str]], "ErrorInfo | None"]
 Fire = Callable[[str, dict[str, Any]], None]
-
-
-def default_authorize(actor: Actor, permission: str, targets: list[str]) -> ErrorInfo | None:
-    """Role check used until a richer authorizer is plugged in: only owner/admin approve."""
-    if permission == "approve" and actor.role not in APPROVER_ROLES:
-        return ErrorInfo("AUTH003", f"{actor.name} ({actor.role}) may not approve actions")
-    return None
 
 
 class ApprovalService:
     def __init__(self, settings: dict[str, Any], db: Any, client_factory: Callable[[], Any], *,
-                 authorize: Authorize = default_authorize, fire: Fire | None = None,
-                 audit: Callable[..., None] | None = None) -> None:
+                 authorize: Authorize | None = None, fire: Fire | None = None,
+                 audit: Callable[..., Any] | None = None) -> None:
         self.settings = settings
         self.tenant_id = settings["tenant_id"]
         self.db = db
         self.client_factory = client_factory
-        self.authorize = authorize
+        # roles and tag scopes against this tenant's inventory (EXEC005 outside it)
+        self.authorize = authorize or authorizer(self._inventory)
         self.fire = fire or (lambda tag, data: None)
-        self.audit = audit or (lambda **kw: None)
+        self.audit = audit or audit_log.Auditor(db, self.tenant_id)
         self.four_eyes = bool(settings["approvals"]["four_eyes"])
         self.timeout = float(settings["approvals"]["execute_timeout"])
+
+    def _inventory(self) -> list[Any]:
+        with self.db.tenant(self.tenant_id) as conn:
+            return inventory_store.list_servers(conn)[0]
 
     # -- reads ------------------------------------------------------------------------
     def pending(self) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ class ApprovalService:
         return row
 
     # -- decisions ----------------------------------------------------------------------
-    def reject(self, action_id: str, actor: Actor, reason: str = "") -> dict[str, Any]:
+    def reject(self, action_id: str, actor: Principal, reason: str = "") -> dict[str, Any]:
         with self.db.tenant(self.tenant_id) as conn:
             row = self._load(conn, action_id)
             if row["status"] != "proposed":
@@ -83,7 +83,7 @@ class ApprovalService:
         self.fire(f"serverflow/action/{row['id']}/rejected", {"action_id": str(row["id"]), "by": actor.name})
         return {"action_id": str(row["id"]), "status": "rejected"}
 
-    def approve(self, action_id: str, actor: Actor) -> dict[str, Any]:
+    def approve(self, action_id: str, actor: Principal) -> dict[str, Any]:
         """Check, claim and run an action; returns its result (errors raise ServerFlowError)."""
         with self.db.tenant(self.tenant_id) as conn:
             row = self._load(conn, action_id)
@@ -107,7 +107,7 @@ class ApprovalService:
         self.fire(f"serverflow/action/{row['id']}/approved", {"action_id": str(row["id"]), "by": actor.name})
         return self._run(row, actor)
 
-    def _refusal(self, row: dict[str, Any], actor: Actor) -> ErrorInfo | None:
+    def _refusal(self, row: dict[str, Any], actor: Principal) -> ErrorInfo | None:
         if row["status"] != "proposed":
             return ErrorInfo("EXEC004", f"action {row['id']} is {row['status']}, not pending; "
                              "an action runs once")
@@ -131,7 +131,7 @@ class ApprovalService:
             return checked.error or ErrorInfo("EXEC003", f"{row['function']} is not allowed")
         return None
 
-    def _run(self, row: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    def _run(self, row: dict[str, Any], actor: Principal) -> dict[str, Any]:
         spec = load_registry().get(row["function"])
         arg, kwarg = spec.split_args(dict(row["args"])) if spec else ([], dict(row["args"]))
         client = self.client_factory()

@@ -32,9 +32,16 @@ def describe_delta(data: dict[str, Any]) -> str | None:
 def ask(opts: dict[str, Any], question: str, *, conversation_id: str | None = None,
         user: str | None = None, timeout: float = 120,
         on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Ask the engine and wait for its ``done`` payload; errors raise ServerFlowError."""
+    """Ask the engine and wait for its ``done`` payload; errors raise ServerFlowError.
+
+    ``user`` is who Salt authenticated; by default the local account running this
+    code on the master (mapped to a role by ``serverflow:cli_identities``).
+    """
+    import getpass
+
     import salt.utils.event
 
+    user = user or getpass.getuser()
     try:
         conversation_id = str(uuid.UUID(str(conversation_id))) if conversation_id else str(uuid.uuid4())
     except ValueError:

@@ -7,6 +7,7 @@ and never raises: every failure ends as an ``error`` event with a spec code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -18,8 +19,13 @@ from salt_ext.chat import executor, store as chat_store
 from salt_ext.errors import ErrorInfo, ServerFlowError
 from salt_ext.inventory import store as inventory_store
 from salt_ext.inventory.model import Server
-from salt_ext.pipeline import PlanResult, plan_question
+from salt_ext.llm.assist import LLMAssist
+from salt_ext.pipeline import PlanResult
 from salt_ext.responder import respond
+from salt_ext.security import audit
+from salt_ext.security.identity import principal_for_salt_user
+from salt_ext.security.ratelimit import RateLimiter
+from salt_ext.security.roles import authorize_plan
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +62,17 @@ def _ms(start: float) -> float:
 class ChatService:
     """Answers questions for one tenant using a Database and a LocalClient factory."""
 
-    def __init__(self, settings: dict[str, Any], db: Any, client_factory: Callable[[], Any]) -> None:
+    def __init__(self, settings: dict[str, Any], db: Any, client_factory: Callable[[], Any], *,
+                 master_user: str | None = None) -> None:
         self.settings = settings
+        self.master_user = master_user
+        self.limiter = RateLimiter(settings)
         self.chat = settings["chat"]
         self.tenant_id = settings["tenant_id"]
         self.db = db
         self.client_factory = client_factory
+        # serverflow:llm: the hybrid LLM planner/writer, or offline only when none is configured
+        self.llm = LLMAssist.from_settings(settings)
 
     # -- the turn ---------------------------------------------------------------------
     def handle(self, request: ChatRequest, emit: Emit) -> dict[str, Any] | None:
@@ -70,15 +81,30 @@ class ChatService:
         received_at = datetime.now(timezone.utc)
         base = {"conversation_id": request.conversation_id, "request_id": request.request_id}
         try:
+            # who asks comes from the signed request (Salt authenticated it), never from the text
+            principal = principal_for_salt_user(self.db, self.settings, request.user,
+                                                master_user=self.master_user)
+            request.user = principal.name
+            self.limiter.enforce("chat", self.tenant_id, principal.name)
             history, servers = self._load(request)
         except ServerFlowError as exc:
+            self._audit_refusal(request, exc.info)
             emit("error", {**base, "error": exc.as_dict()})
             return None
-        plan = plan_question(request.message, servers, history, max_chars=int(self.chat["max_message_chars"]))
+        turn = self.llm.turn()
+        plan = self.llm.plan(turn, request.message, servers, history, max_chars=int(self.chat["max_message_chars"]),
+                             tenant_id=self.tenant_id)
+        denied = authorize_plan(principal, plan, servers) if plan.steps else None
+        if denied is not None:
+            # the role or its tag scope does not cover this plan: nothing of it runs
+            plan = dataclasses.replace(plan, steps=[], refused=True, requires_approval=False, error=denied)
         plan_ms = _ms(started)
         emit("delta", {**base, "type": "plan", "plan": plan.as_dict()})
+        for notice in turn.notices():
+            emit("delta", {**base, "type": "notice", **notice})
         if plan.error is not None and plan.error.code == "AI001":
-            # an empty or over-long message is refused before anything is recorded
+            # an empty, over-long or off-topic message is refused before anything is recorded
+            self._audit_refusal(request, plan.error)
             emit("error", {**base, "error": plan.error.as_dict()})
             return None
 
@@ -87,6 +113,10 @@ class ChatService:
         salt_ms = _ms(salt_started)
         inventory = {s.minion_id: s.as_dict() for s in servers}
         response = self._answer(request, plan, results, inventory)
+        response = self.llm.write(turn, request.message, plan, results, inventory, response,
+                                  on_delta=lambda d: emit("delta", {**base, **d}), tenant_id=self.tenant_id)
+        for notice in turn.notices("answer"):
+            emit("delta", {**base, "type": "notice", **notice})
         timings = {"plan_ms": plan_ms, "salt_ms": salt_ms, "total_ms": _ms(started)}
         timings["overhead_ms"] = round(timings["total_ms"] - salt_ms, 1)
         answer = response.as_dict()
@@ -95,13 +125,13 @@ class ChatService:
 
         proposals = self._proposals(plan, response)
         persisted, message_id, action_ids, warning = self._record(
-            request, plan, answer, text, timings, executions, results, proposals, received_at)
+            request, plan, answer, text, timings, executions, results, proposals, received_at, turn)
         for proposal, action_id in zip(proposals, action_ids):
             emit("action", {**base, "action_id": action_id, **proposal})
         done = {**base, "message_id": message_id, "intent": plan.intent,
                 "confidence": round(plan.confidence, 3), "plan": plan.as_dict(), "response": answer,
                 "text": text, "actions": [{"action_id": a, **p} for p, a in zip(proposals, action_ids)],
-                "timings": timings, "persisted": persisted,
+                "timings": timings, "persisted": persisted, "llm": turn.meta(),
                 "executions": [{"function": r.function, "jid": r.jid, "targets": r.targets,
                                 "missing": r.missing} for r in results]}
         if warning:
@@ -157,6 +187,13 @@ class ChatService:
             return _PlainAnswer(plan)
         return respond(request.message, plan.intent or "", results, inventory=inventory)
 
+    def _audit_refusal(self, request: ChatRequest, error: ErrorInfo) -> None:
+        """Refused turns leave no conversation, but they do leave an audit entry."""
+        audit.Auditor(self.db, self.tenant_id)(
+            "chat.refused", user=request.user, resource_type="conversation",
+            resource_id=request.conversation_id,
+            details={"question": (request.message or "")[:500], "error": error.as_dict()})
+
     @staticmethod
     def _proposals(plan: PlanResult, response: Any) -> list[dict[str, Any]]:
         """Write steps of the plan and write actions the responder suggests: proposed, never run."""
@@ -182,7 +219,7 @@ class ChatService:
 
     def _record(self, request: ChatRequest, plan: PlanResult, answer: dict[str, Any], text: str,
                 timings: dict[str, float], executions: dict[str, str], results: list[Any],
-                proposals: list[dict[str, Any]], received_at: datetime):
+                proposals: list[dict[str, Any]], received_at: datetime, turn: Any = None):
         """Store the turn in one transaction: both messages, execution results, proposals."""
         try:
             with self.db.tenant(self.tenant_id) as conn:
@@ -192,8 +229,12 @@ class ChatService:
                 message_id = chat_store.add_message(
                     conn, self.tenant_id, request.conversation_id, "assistant", text,
                     {"plan": plan.as_dict(), "intent": plan.intent, "confidence": round(plan.confidence, 3),
-                     "timings": timings, "response": answer, "tokens": {"prompt": 0, "completion": 0},
-                     "planner": "offline"}, tokens_used=0)
+                     "timings": timings, "response": answer,
+                     **(turn.meta() if turn is not None else {"planner": "offline"})},
+                    tokens_used=turn.tokens_used if turn is not None else 0)
+                if turn is not None:
+                    LLMAssist.record(conn, self.tenant_id, turn, conversation_id=request.conversation_id,
+                                     message_id=message_id, request_id=request.request_id)
                 by_jid = {r.jid: r for r in results if r.jid}
                 for jid, execution_id in executions.items():
                     result = by_jid.get(jid)
@@ -205,6 +246,18 @@ class ChatService:
                     conn, self.tenant_id, conversation_id=request.conversation_id, message_id=message_id,
                     requested_by=request.user, ttl_seconds=int(self.chat["action_ttl"]), **p)
                     for p in proposals]
+                audit.append(conn, self.tenant_id, "chat.question", actor=request.user,
+                             resource_type="conversation", resource_id=request.conversation_id,
+                             details={"question": request.message[:2000], "intent": plan.intent,
+                                      "steps": [(s.function, s.targets) for s in plan.steps],
+                                      "policy": {"refused": plan.refused,
+                                                 "requires_approval": plan.requires_approval,
+                                                 "error": plan.error.as_dict() if plan.error else None},
+                                      "executed": [r.jid for r in results if r.jid]})
+                for proposal, action_id in zip(proposals, action_ids):
+                    audit.append(conn, self.tenant_id, "action.proposed", actor=request.user,
+                                 resource_type="action", resource_id=action_id,
+                                 details={k: proposal[k] for k in ("function", "targets", "args")})
             return True, message_id, action_ids, None
         except ServerFlowError as exc:
             log.error("serverflow: conversation %s not saved: %s", request.conversation_id, exc)

@@ -33,10 +33,15 @@ def _print_up(layout: Layout, result: dict) -> None:
         state = result["inventory"].get(minion, "not in inventory yet")
         print(f"  minion       {minion:<14} {state:<8}                 pid {pids[f'minion-{minion}']}")
     print(f"  salt-api     http://127.0.0.1:{layout.ports.api}                pid {pids['salt-api']}")
-    print(f"\nURL:   http://127.0.0.1:{layout.ports.api}")
-    print(f"Login: username admin, password {sec['api_secret']} (eauth sharedsecret)")
-    print(f"  curl -si http://127.0.0.1:{layout.ports.api}/login -d username=admin "
-          f"-d password={sec['api_secret']} -d eauth=sharedsecret")
+    print(f"\nURL:   http://127.0.0.1:{layout.ports.api}/ui/   (web app; REST API under /v1,"
+          f" OpenAPI at /v1/openapi.json; Salt's own endpoints unchanged at /)")
+    admin = result.get("admin") or {}
+    if admin:
+        print(f"Login: {admin['email']} / {admin['password']}   (eauth serverflow, role owner;"
+              " generated once, kept in secrets.json)")
+        print(f"  curl -si http://127.0.0.1:{layout.ports.api}/login -d eauth=serverflow "
+              f"-d username={admin['email']} -d password='{admin['password']}'")
+    print(f"Automation (dev only): username admin, password {sec['api_secret']} (eauth sharedsecret)")
     print("\nSalt CLIs against this stack:")
     print(f"  {venv}/salt -c {etc} '*' test.ping")
     print(f"  {venv}/salt-run -c {etc} serverflow.servers --out=json")

@@ -9,9 +9,11 @@ from typing import Any
 
 import yaml
 
+from salt_ext.config import merge
 from salt_ext.devstack import processes
 from salt_ext.devstack.layout import Layout
 from salt_ext.devstack.postgres import StackError
+from salt_ext.security.roles import salt_external_auth
 
 LOADER_DIRS = ("_modules", "_engines", "_runners", "_returners", "_states", "_auth", "_netapi")
 
@@ -26,12 +28,31 @@ def _file_roots(layout: Layout) -> Path:
     """A fileserver root exposing only the loader dirs and formulas (never the secrets)."""
     root = layout.home / "srv" / "salt"
     root.mkdir(parents=True, exist_ok=True)
-    for name in (*LOADER_DIRS, "formulas"):
+    for name in LOADER_DIRS:
         source = layout.repo / name
         link = root / name
         if source.is_dir() and not link.exists():
             link.symlink_to(source)
     return root
+
+
+def ensure_secret(layout: Layout, name: str, value: str | None = None) -> str:
+    """``secrets.json[name]``, generated (or set to ``value``) once; the other keys are kept."""
+    import json
+    import os
+    import secrets as _secrets
+
+    current = layout.secrets()
+    if name in current:
+        return current[name]
+    current[name] = value if value is not None else _secrets.token_urlsafe(32)
+    path = layout.home / "secrets.json"
+    tmp = path.with_name(f".secrets.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(current, handle, indent=2)
+    os.replace(tmp, path)
+    return current[name]
 
 
 def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,26 +79,33 @@ def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[s
         "minion_data_cache_events": True,
         "loop_interval": 10,
         "worker_threads": 4,
-        "file_roots": {"base": [str(_file_roots(layout))]},
+        "file_roots": {"base": [str(_file_roots(layout)), str(layout.repo / "formulas")]},
         "pillar_roots": {"base": [str(layout.repo / "pillar")]},
         "engines": [{"serverflow": {}}],
+        # Jobs, returns and bus events go to PostgreSQL through the serverflow returner.
+        "master_job_cache": "serverflow",
+        "event_return": "serverflow",
+        "event_return_queue": 100,
+        "event_return_queue_max_seconds": 2,
         "netapi_enable_clients": ["local", "local_async", "runner", "runner_async", "wheel"],
-        "external_auth": {"sharedsecret": {"admin": [".*", "@runner", "@wheel", "@jobs"]}},
+        # sharedsecret: the dev bootstrap login; serverflow: ServerFlow users, ACL per role.
+        "external_auth": {"sharedsecret": {"admin": [".*", "@runner", "@wheel", "@jobs"]},
+                          "serverflow": salt_external_auth()},
         "sharedsecret": sec["api_secret"],
-        "rest_cherrypy": {"host": "127.0.0.1", "port": layout.ports.api, "disable_ssl": True},
+        # salt-api: ServerFlow's netapi module serves Salt's rest_cherrypy endpoints at /,
+        # the REST API at /v1 and the web app at /ui/ on one port (it replaces rest_cherrypy:).
+        "serverflow_api": {"host": "127.0.0.1", "port": layout.ports.api, "disable_ssl": True,
+                           "thread_pool": 60},
         "serverflow": {
             "database": {"url": layout.dsn("app"), "admin_url": layout.dsn("owner")},
+            "security": {"secret_key": ensure_secret(layout, "security_key")},
             "redis": {"url": layout.redis_url},
             "inventory": {"ping_interval": 4, "ping_timeout": 4},
             "engine": {"heartbeat_interval": 2},
             "chat": {"step_timeout": 10},
         },
     }
-    for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
+    config = merge(config, extra or {})
     return config
 
 
@@ -109,13 +137,18 @@ def minion_grains(facts: dict[str, list[str]]) -> dict[str, Any]:
                            "services": list(facts.get("services", []))}}
 
 
+def write_minion_config(layout: Layout, minion_id: str) -> None:
+    facts = layout.minions[minion_id]
+    _write_yaml(layout.minion_dir(minion_id) / "minion", minion_config(layout, minion_id, facts))
+    grains_file = layout.minion_dir(minion_id) / "grains"
+    if not grains_file.exists():
+        _write_yaml(grains_file, minion_grains(facts))
+
+
 def write_configs(layout: Layout, master_extra: dict[str, Any] | None = None) -> None:
     _write_yaml(layout.etc / "master", master_config(layout, master_extra))
-    for minion_id, facts in layout.minions.items():
-        _write_yaml(layout.minion_dir(minion_id) / "minion", minion_config(layout, minion_id, facts))
-        grains_file = layout.minion_dir(minion_id) / "grains"
-        if not grains_file.exists():
-            _write_yaml(grains_file, minion_grains(facts))
+    for minion_id in layout.minions:
+        write_minion_config(layout, minion_id)
 
 
 def _salt_bin(layout: Layout, name: str) -> str:
@@ -166,9 +199,21 @@ def local_client(layout: Layout):
     return salt.client.LocalClient(c_path=str(layout.etc / "master"))
 
 
+def wait_master_ready(layout: Layout, timeout: float = 60) -> bool:
+    """True once the master wrote its readiness sentinel (commands before it fail to auth)."""
+    sentinel = layout.home / "cache" / "master" / "health" / "ready"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sentinel.exists() and processes.running(layout.run, "salt-master"):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def wait_minions(layout: Layout, minion_ids: list[str], timeout: float = 120) -> set[str]:
     """Ping until every minion answers (or ``timeout``); returns those that answered."""
     deadline = time.monotonic() + timeout
+    wait_master_ready(layout, timeout)
     answered: set[str] = set()
     client = None
     while time.monotonic() < deadline:

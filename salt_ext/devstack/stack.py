@@ -65,12 +65,33 @@ def wait_inventory(layout: Layout, minion_ids: list[str], status: str = "online"
     return seen
 
 
+FIRST_ADMIN = "admin@serverflow.local"
+
+
+def ensure_first_admin(layout: Layout) -> dict[str, Any]:
+    """The stack's first user (role owner), created once; its generated password lives in
+    ``secrets.json`` (``admin_password``) so `make up` can print it again."""
+    from salt_ext.db import Database
+    from salt_ext.security import identity, passwords
+    from salt_ext.security.settings import with_secret_key
+
+    password = salt_daemons.ensure_secret(layout, "admin_password", passwords.generate_password())
+    settings = with_secret_key(settings_for(layout))
+    db = Database.from_settings(settings)
+    try:
+        created = identity.ensure_user(db, settings, FIRST_ADMIN, password, role="owner", name="Admin")
+    finally:
+        db.close()
+    return {"email": FIRST_ADMIN, "password": password, "created": created}
+
+
 def up(layout: Layout, *, api: bool = True) -> dict[str, Any]:
     started = time.monotonic()
     start_services(layout)
+    admin = ensure_first_admin(layout)
     answered = start_salt(layout, api=api)
     inventory = wait_inventory(layout, sorted(answered))
-    return {"answered": sorted(answered), "inventory": inventory,
+    return {"answered": sorted(answered), "inventory": inventory, "admin": admin,
             "seconds": round(time.monotonic() - started, 1)}
 
 

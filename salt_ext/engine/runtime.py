@@ -14,6 +14,7 @@ from typing import Any, Callable
 from salt_ext.chat.service import ChatRequest, ChatService
 from salt_ext.chat.signing import Verifier, load_key
 from salt_ext.config import load_settings
+from salt_ext.security.settings import with_secret_key
 from salt_ext.errors import ServerFlowError
 from salt_ext.engine.inventory_service import Backend, Backoff, InventoryService, describe
 from salt_ext.inventory.tracker import Transition
@@ -36,7 +37,7 @@ class Engine:
         from salt_ext.db import Database
 
         self.opts = opts
-        self.settings = load_settings(opts)
+        self.settings = with_secret_key(load_settings(opts), opts)
         if gateway is None:
             from salt_ext.engine.salt_io import SaltGateway
 
@@ -52,7 +53,8 @@ class Engine:
         self.inventory = InventoryService(self.settings, gateway, self.backend,
                                           self.submit, self._outbox.put)
         self._verifier = Verifier(load_key(opts, create=True))
-        self.chat = ChatService(self.settings, self.backend.db, gateway.local_client)
+        self.chat = ChatService(self.settings, self.backend.db, gateway.local_client,
+                                master_user=opts.get("user"))
         eng = self.settings["engine"]
         self._db_backoff = Backoff(eng["retry_min"], eng["retry_max"])
         self._db_down_since: float | None = None

@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from salt_ext.errors import ServerFlowError
 from salt_ext.inventory.model import Server
 from salt_ext.pipeline import PlanResult, plan_question
 from salt_ext.registry import Registry, load_registry
@@ -193,11 +192,14 @@ def offline_planner(question: str, inventory: list[Server], history: list[dict] 
 
 
 def get_planner(name: str) -> Planner:
-    """The planner called ``name``; ``llm`` is not built yet (AI002)."""
+    """The planner called ``name``; ``llm`` is the hybrid planner over the configured or local
+    model (``salt_ext.llm.setup``), AI002 when there is none."""
     if name == "offline":
         return offline_planner
     if name == "llm":
-        raise ServerFlowError("AI002", "the LLM planner is not available yet; use --planner offline")
+        from salt_ext.llm.setup import eval_planner
+
+        return eval_planner()
     raise ValueError(f"unknown planner {name!r} (offline or llm)")
 
 

@@ -23,8 +23,6 @@ from typing import Any, Iterable, Sequence
 TRUNCATED_KEY = "__serverflow_truncated__"
 _MAX_DEPTH = 64
 _PREVIEW_CHARS = 2048
-# ``json.dumps`` (ensure_ascii) writes these for text PostgreSQL's jsonb refuses.
-_SUSPECT = ("\\u0000", "\\ud")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -98,20 +96,39 @@ def jsonable(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> 
     return jsonable(_default(value), depth + 1, seen)
 
 
+_ENCODER = json.JSONEncoder(default=_default, allow_nan=False, separators=(",", ":"))
+_PLAIN = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def to_json(value: Any) -> str:
     """Compact, ASCII-only JSON of ``value`` that PostgreSQL's ``jsonb`` accepts. Never raises."""
     try:
-        text = json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):
         text = ""
-    if text and not any(s in text for s in _SUSPECT):
-        return text
-    if text and "\\u0000" not in text and "\\ud" in text and not _has_lone_surrogate(text):
-        return text  # surrogate pairs of astral characters (emoji) are fine
-    return json.dumps(jsonable(value), allow_nan=False, separators=(",", ":"))
+    if text and "\\u" not in text:
+        return text  # the common case: nothing PostgreSQL could refuse
+    if text and "\\u0000" not in text and not _has_lone_surrogate(text):
+        return text  # non-ASCII, or surrogate pairs of astral characters (emoji): fine
+    return _PLAIN.encode(jsonable(value))
 
 
-_ESCAPED_SURROGATE = re.compile(r"(\\+)u(d[89ab][0-9a-f]{2})(\\u(d[c-f][0-9a-f]{2}))?|(\\+)u(d[c-f][0-9a-f]{2})")
+def scalar_json(value: Any) -> str:
+    """``to_json`` with a shortcut for the booleans, None and ints of retcode/success."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    return to_json(value)
+
+
+# A high surrogate escape (optionally followed by its low half), or a lone low one.
+_ESCAPED_SURROGATE = re.compile(r"(\\+)u(d[89ab][0-9a-f]{2})(\\u(d[c-f][0-9a-f]{2}))?"
+                                r"|(\\+)u(d[c-f][0-9a-f]{2})")
 
 
 def _has_lone_surrogate(text: str) -> bool:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from salt_ext.db import Database
+from salt_ext.db.pool import connect_once
+from salt_ext.engine.inventory_service import describe
 from salt_ext.errors import ServerFlowError
 from salt_ext.jobcache import spool as spools
 from salt_ext.jobcache.encoding import copy_text, parse_copy_line
@@ -79,22 +82,54 @@ def scan(root: Path, kinds: str, jid: str | None = None) -> Pending:
 
 
 class JobReader:
-    """The read half of the job-cache contract for one tenant."""
+    """The read half of the job-cache contract for one tenant.
 
-    def __init__(self, db: Database, tenant_id: str, spool_root: Path) -> None:
-        self.db = db
+    One connection per process, opened on first use with the tenant set for the
+    session. After a failure the database is left alone for ``pause`` seconds, so a
+    master whose PostgreSQL is down answers from the spool at once, not after a
+    connect timeout per question.
+    """
+
+    def __init__(self, dsn: str, tenant_id: str, spool_root: Path, *,
+                 connect_timeout: float = 3, pause: float = 2.0) -> None:
+        self.dsn = dsn
         self.tenant_id = tenant_id
         self.spool_root = spool_root
+        self.connect_timeout = connect_timeout
+        self.pause = pause
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self._quiet_until = 0.0
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            conn = connect_once(self.dsn, self.connect_timeout)
+            conn.autocommit = True
+            conn.execute("SELECT set_config('app.tenant_id', %s, false)", (self.tenant_id,))
+            self._conn = conn
+        return self._conn
 
     def _query(self, sql: str, params: Any = ()) -> list[dict[str, Any]] | None:
         """Rows, or None (logged) when PostgreSQL cannot answer: callers use the spool alone."""
-        try:
-            with self.db.tenant(self.tenant_id) as conn:
-                return list(conn.execute(sql, params))
-        except (ServerFlowError, psycopg.Error) as exc:
-            log.warning("serverflow job cache: PostgreSQL cannot answer (%s); using the local "
-                        "spool only", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        if time.monotonic() < self._quiet_until:
             return None
+        with self._lock:
+            try:
+                return list(self._connection().execute(sql, params))
+            except (ServerFlowError, psycopg.Error) as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                self._quiet_until = time.monotonic() + self.pause
+                log.warning("serverflow job cache: PostgreSQL cannot answer (%s); using the "
+                            "local spool only", describe(exc))
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def load(self, jid: str) -> tuple[dict[str, Any], list[str]]:
         """(load or {}, sorted minions) of one job."""

@@ -27,7 +27,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from salt_ext.jobcache.encoding import (
-    NULL, bounded_json, copy_json, copy_line, copy_text, to_json, truncation_marker,
+    NULL, bounded_json, copy_json, copy_line, copy_text, scalar_json, to_json, truncation_marker,
 )
 
 STAGE_COLUMNS = ("kind", "jid", "name", "fun", "success", "retcode", "truncated", "at", "t0",
@@ -38,8 +38,7 @@ MAX_TAG = 1024
 _INT32 = (-(2**31), 2**31 - 1)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{6})")
-# Keys local_cache keeps per minion (``get_jid``), in Salt's order.
-RETURN_KEYS = ("return", "retcode", "success")
+_MISSING = object()
 
 
 class BadRecord(ValueError):
@@ -87,43 +86,71 @@ def _epoch(value: float) -> str:
     return f"{value:.6f}"
 
 
-def _short(value: Any, limit: int = MAX_ID) -> str | None:
-    if value is None:
-        return None
+@functools.lru_cache(maxsize=8192)
+def _jid_columns(jid: Any) -> tuple[str, str | None]:
+    """(escaped jid, its start time) — computed once per jid, not once per return."""
+    valid = normalize_jid(jid)
+    start = jid_epoch(valid)
+    return copy_text(valid), (_epoch(start) if start is not None else None)
+
+
+def jid_columns(jid: Any) -> tuple[str, str | None]:
+    try:
+        return _jid_columns(jid)
+    except TypeError:  # unhashable
+        raise BadRecord(f"jid of type {type(jid).__name__} is not a string") from None
+
+
+@functools.lru_cache(maxsize=65536)
+def _minion_column(minion_id: Any) -> str:
+    return copy_text(normalize_minion(minion_id))
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_column(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
-    return copy_text(text[:limit])
+    return copy_text(text[:MAX_ID])
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return NULL
+    try:
+        return _short_column(value)
+    except TypeError:
+        return copy_text(str(value)[:MAX_ID])
 
 
 def _int32(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and _INT32[0] <= value <= _INT32[1]:
+    if type(value) is int and _INT32[0] <= value <= _INT32[1]:
         return str(value)
     return NULL
 
 
 def _bool(value: Any) -> str:
-    return NULL if not isinstance(value, bool) else ("t" if value else "f")
+    return "t" if value is True else "f" if value is False else NULL
 
 
-def _row(kind: str, jid: str, *, name: str | None = None, fun: str | None = None,
-         success: str = NULL, retcode: str = NULL, truncated: bool = False,
-         at: float | None = None, t0: float | None = None, doc: str | None = None,
-         extra: str | None = None) -> bytes:
-    now = time.time() if at is None else at
-    start = t0 if t0 is not None else (jid_epoch(jid) or now)
-    return copy_line((kind, copy_text(jid), name if name is not None else NULL,
-                      fun if fun is not None else NULL, success, retcode,
-                      "t" if truncated else "f", _epoch(now), _epoch(start),
-                      copy_json(doc) if doc is not None else NULL,
-                      copy_json(extra) if extra is not None else NULL))
+def _row(kind: str, jid: Any, *, name: str = NULL, fun: str = NULL, success: str = NULL,
+         retcode: str = NULL, truncated: bool = False, at: float | None = None,
+         t0: str | None = None, doc: str | None = None, extra: str | None = None) -> bytes:
+    """One staging row; text arguments are already COPY-escaped, JSON ones are not."""
+    jid_text, start = jid_columns(jid)
+    now = _epoch(time.time() if at is None else at)
+    return copy_line((kind, jid_text, name, fun, success, retcode, "t" if truncated else "f",
+                      now, t0 or start or now,
+                      NULL if doc is None else copy_json(doc),
+                      NULL if extra is None else copy_json(extra)))
 
 
 def full_return(load: Mapping[str, Any], limit: int) -> tuple[str, bool]:
     """JSON of what ``get_jid`` answers for one minion (local_cache's keys), and truncated?"""
     ret_json, truncated = bounded_json(load.get("return"), limit)
     parts = ['{"return":', ret_json]
-    for key in RETURN_KEYS[1:]:
-        if key in load:
-            parts += [f',"{key}":', to_json(load[key])]
+    if "retcode" in load:
+        parts += [',"retcode":', scalar_json(load["retcode"])]
+    if "success" in load:
+        parts += [',"success":', scalar_json(load["success"])]
     if "out" in load:
         parts += [',"out":', to_json(load["out"])]
     parts.append("}")
@@ -132,16 +159,24 @@ def full_return(load: Mapping[str, Any], limit: int) -> tuple[str, bool]:
 
 def return_row(load: Mapping[str, Any], limit: int, at: float | None = None) -> bytes:
     """The record of one minion return (the ``load`` Salt passes to ``returner``)."""
-    jid = normalize_jid(load.get("jid"))
-    minion = normalize_minion(load.get("id"))
+    jid = load.get("jid")
+    jid_columns(jid)  # a malformed jid is refused before any work is done
+    try:
+        minion = _minion_column(load.get("id"))
+    except TypeError:
+        raise BadRecord("minion id is not a string") from None
     doc, truncated = full_return(load, limit)
-    args = None
-    if "fun_args" in load:
-        args, cut = bounded_json(load["fun_args"], limit)
+    args = load.get("fun_args", _MISSING)
+    if args is _MISSING:
+        args_json = None
+    elif args == [] or args == ():
+        args_json = "[]"
+    else:
+        args_json, cut = bounded_json(args, limit)
         truncated = truncated or cut
-    return _row("r", jid, name=copy_text(minion), fun=_short(load.get("fun")),
+    return _row("r", jid, name=minion, fun=_short(load.get("fun")),
                 success=_bool(load.get("success")), retcode=_int32(load.get("retcode")),
-                truncated=truncated, at=at, doc=doc, extra=args)
+                truncated=truncated, at=at, doc=doc, extra=args_json)
 
 
 def _minions_json(minions: Iterable[Any] | None) -> str | None:
@@ -157,7 +192,6 @@ def _minions_json(minions: Iterable[Any] | None) -> str | None:
 def load_row(jid: Any, load: Mapping[str, Any], minions: Iterable[Any] | None, limit: int,
              *, derived: bool = False) -> bytes:
     """A job's load: ``derived`` when it comes from a return (stored only if none is known)."""
-    jid = normalize_jid(jid)
     doc = to_json(load)
     if limit and len(doc) > 4 * limit:  # keep what job listings show, mark the rest
         kept = {k: load[k] for k in ("fun", "tgt", "tgt_type", "user", "jid", "id") if k in load}
@@ -168,12 +202,10 @@ def load_row(jid: Any, load: Mapping[str, Any], minions: Iterable[Any] | None, l
 
 
 def minions_row(jid: Any, minions: Iterable[Any], syndic_id: Any = None) -> bytes:
-    jid = normalize_jid(jid)
     return _row("m", jid, name=_short(syndic_id), extra=_minions_json(minions) or "[]")
 
 
 def endtime_row(jid: Any, endtime: Any) -> bytes:
-    jid = normalize_jid(jid)
     return _row("t", jid, doc=to_json(str(endtime)))
 
 
@@ -190,8 +222,9 @@ def event_row(tag: str, data: Any, master_id: str | None, limit: int,
               at: float | None = None) -> bytes:
     now = time.time() if at is None else at
     doc, truncated = bounded_json(data, limit)
-    return _row("e", event_id(now), name=copy_text(tag[:MAX_TAG]), fun=_short(master_id),
-                truncated=truncated, at=now, t0=now, doc=doc)
+    stamp = _epoch(now)
+    return copy_line(("e", event_id(now), copy_text(tag[:MAX_TAG]), _short(master_id), NULL,
+                      NULL, "t" if truncated else "f", stamp, stamp, copy_json(doc), NULL))
 
 
 class TagFilter:

@@ -109,6 +109,7 @@ class JobCache:
     """The contract's verbs for one configuration in this process (see the module docstring)."""
 
     _registry: dict[tuple[str, str, str], "JobCache"] = {}
+    _by_opts: dict[int, tuple[Mapping[str, Any], "JobCache"]] = {}
     _registry_pid = os.getpid()
     _registry_lock = threading.Lock()
 
@@ -118,14 +119,20 @@ class JobCache:
         self.tags = TagFilter(settings.event_tags_allow, settings.event_tags_deny)
         self.bad_records = 0
         self._derived: dict[str, None] = {}
+        self._nocache_seen: dict[Any, bool] = {}
         self._lock = threading.Lock()
         self._writer: Writer | None = None
         self._reader: JobReader | None = None
-        self._pid = os.getpid()
+        self._db: Database | None = None
 
     # -- one per process and configuration ---------------------------------------------
     @classmethod
     def for_opts(cls, opts: Mapping[str, Any]) -> "JobCache":
+        """The JobCache of this process for ``opts`` (a loader's ``__opts__``: looked up by
+        identity first, so the hot path does not re-read the settings on every call)."""
+        known = cls._by_opts.get(id(opts))  # emptied in forked children (register_at_fork)
+        if known is not None and known[0] is opts:
+            return known[1]
         settings = ReturnerSettings.from_opts(opts)
         with cls._registry_lock:
             if cls._registry_pid != os.getpid():
@@ -133,6 +140,7 @@ class JobCache:
             found = cls._registry.get(settings.key)
             if found is None or found.settings != settings:
                 found = cls._registry[settings.key] = cls(settings)
+            cls._by_opts[id(opts)] = (opts, found)
             return found
 
     @classmethod
@@ -142,6 +150,7 @@ class JobCache:
             if cache._writer is not None:
                 cache._writer.spool.abandon()
         cls._registry = {}
+        cls._by_opts = {}
         cls._registry_pid = os.getpid()
         cls._registry_lock = threading.Lock()
 
@@ -162,9 +171,11 @@ class JobCache:
             batch_size=s.batch_size, flush_interval=s.flush_interval, buffer_max=s.buffer_max,
             retry_max=s.retry_max, exit_flush_timeout=s.exit_flush_timeout))
         pid = os.getpid()
+        closed: list[bool] = []
 
         def at_exit() -> None:
-            if os.getpid() == pid and self._writer is writer:
+            if os.getpid() == pid and self._writer is writer and not closed:
+                closed.append(True)
                 writer.close()
                 sink.close()
 
@@ -179,9 +190,8 @@ class JobCache:
             with self._lock:
                 if self._reader is None:
                     s = self.settings
-                    db = Database(s.dsn, min_size=0, max_size=2, connect_timeout=s.connect_timeout,
-                                  name="serverflow-jobcache")
-                    self._reader = JobReader(db, s.tenant_id, s.spool_root)
+                    self._reader = JobReader(s.dsn, s.tenant_id, s.spool_root,
+                                             connect_timeout=s.connect_timeout)
         return self._reader
 
     # -- writes (never raise into Salt) --------------------------------------------------
@@ -190,13 +200,29 @@ class JobCache:
         log.error("serverflow returner: %s not stored: %s (%d refused so far)", what, exc,
                   self.bad_records)
 
+    def _nocache_job(self, jid: Any) -> bool:
+        """Is ``jid`` marked nocache? One ``stat`` per job and process, not per return: the
+        mark is made by prep_jid before the job is published, so it never appears later."""
+        try:
+            return self._nocache_seen[jid]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: return_row refuses it with the reason
+            return False
+        marked = isinstance(jid, (str, int)) and self.nocache.marked(str(jid))
+        if len(self._nocache_seen) >= _DERIVED_MEMORY:
+            self._nocache_seen.clear()
+        self._nocache_seen[jid] = marked
+        return marked
+
     def prep_jid(self, nocache: bool = False, passed_jid: Any = None) -> str:
         """A new unique jid (or the caller's, checked); ``nocache`` marks it for no returns."""
         if passed_jid is None or passed_jid == "":
             jid = allocate(self.settings.cachedir / "serverflow" / "last_jid",
                            suffix=str(os.getpid()) if self.settings.unique_jid else None)
-        else:
-            jid = records.normalize_jid(passed_jid)
+        else:  # Salt passes every return's jid through here: checked once per jid (cached)
+            records.jid_columns(passed_jid)
+            jid = passed_jid if isinstance(passed_jid, str) else str(passed_jid)
         if nocache:
             self.nocache.mark(jid)
         return jid
@@ -205,8 +231,7 @@ class JobCache:
         try:
             if load.get("jid") == "req":  # a minion-initiated job without a jid yet
                 load = {**load, "jid": self.prep_jid(nocache=bool(load.get("nocache")))}
-            jid = records.normalize_jid(load.get("jid"))
-            if self.nocache.marked(jid):
+            if self._nocache_job(load.get("jid")):
                 return
             self.writer.submit(records.return_row(load, self.settings.max_return_bytes))
         except BadRecord as exc:
@@ -296,8 +321,11 @@ class JobCache:
         """Expire old rows (batched) and make sure spools of dead processes get replayed."""
         self.writer.wake()
         s = self.settings
+        if self._db is None:
+            self._db = Database(s.dsn, min_size=0, max_size=1, connect_timeout=s.connect_timeout,
+                                name="serverflow-retention")
         try:
-            result = retention.clean(self.reader.db, s.tenant_id,
+            result = retention.clean(self._db, s.tenant_id,
                                      keep_jobs_seconds=s.keep_jobs_seconds,
                                      keep_events_seconds=s.keep_events_seconds,
                                      batch=s.clean_batch, budget=s.clean_budget,
@@ -309,6 +337,17 @@ class JobCache:
         if s.keep_jobs_seconds > 0:
             self.nocache.expire(s.keep_jobs_seconds)
         return result
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush for up to ``timeout`` s and release everything (tests, tools; exit does it too)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close(timeout)
+            writer.sink.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self._db is not None:
+            self._db.close()
 
     def flush(self, timeout: float) -> bool:
         """Wait until this process's records are in PostgreSQL (tests, tools)."""

@@ -27,40 +27,40 @@ CREATE TEMP TABLE IF NOT EXISTS sf_stage (
     doc TEXT, extra TEXT
 ) ON COMMIT DELETE ROWS
 """
+APPLICATION_NAME = "serverflow-returner"
 COPY_SQL = f"COPY sf_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
-_MINIONS = "ARRAY(SELECT jsonb_array_elements_text(s.extra::jsonb))"
 
 # One statement per record kind, run only when the batch holds that kind.
 UPSERTS: dict[str, str] = {
-    "l": f"""
-        INSERT INTO salt_jobs AS j (tenant_id, jid, fun, load, load_source, minions, started_at)
-        SELECT DISTINCT ON (s.jid) %(t)s::uuid, s.jid, s.fun, s.doc::jsonb, 'publish', {_MINIONS},
+    "l": """
+        INSERT INTO salt_jobs AS j (tenant_id, jid, fun, load, load_source, started_at)
+        SELECT DISTINCT ON (s.jid) %(t)s::uuid, s.jid, s.fun, s.doc::jsonb, 'publish',
                to_timestamp(s.t0)
         FROM sf_stage s WHERE s.kind = 'l' ORDER BY s.jid, s.ord DESC
         ON CONFLICT (tenant_id, jid) DO UPDATE SET
-            load = EXCLUDED.load, fun = EXCLUDED.fun, load_source = 'publish',
-            minions = serverflow_text_union(j.minions, EXCLUDED.minions)""",
-    "L": f"""
-        INSERT INTO salt_jobs AS j (tenant_id, jid, fun, load, load_source, minions, started_at)
-        SELECT DISTINCT ON (s.jid) %(t)s::uuid, s.jid, s.fun, s.doc::jsonb, 'return', {_MINIONS},
+            load = EXCLUDED.load, fun = EXCLUDED.fun, load_source = 'publish'""",
+    "L": """
+        INSERT INTO salt_jobs AS j (tenant_id, jid, fun, load, load_source, started_at)
+        SELECT DISTINCT ON (s.jid) %(t)s::uuid, s.jid, s.fun, s.doc::jsonb, 'return',
                to_timestamp(s.t0)
         FROM sf_stage s WHERE s.kind = 'L' ORDER BY s.jid, s.ord
         ON CONFLICT (tenant_id, jid) DO UPDATE SET
-            load = EXCLUDED.load, fun = EXCLUDED.fun, load_source = 'return',
-            minions = serverflow_text_union(j.minions, EXCLUDED.minions)
+            load = EXCLUDED.load, fun = EXCLUDED.fun, load_source = 'return'
         WHERE j.load IS NULL""",
+    # Minion lists of loads and save_minions, merged (one statement, so no jid twice).
     "m": """
         INSERT INTO salt_jobs AS j (tenant_id, jid, minions, started_at)
-        SELECT %(t)s::uuid, s.jid, serverflow_text_union('{}', array_agg(m.name)), to_timestamp(min(s.t0))
+        SELECT %(t)s::uuid, s.jid, serverflow_text_union('{}', array_agg(m.name)),
+               to_timestamp(min(s.t0))
         FROM sf_stage s, LATERAL jsonb_array_elements_text(s.extra::jsonb) AS m(name)
-        WHERE s.kind = 'm' GROUP BY s.jid
+        WHERE s.kind IN ('l', 'L', 'm') GROUP BY s.jid
         ON CONFLICT (tenant_id, jid) DO UPDATE SET
             minions = serverflow_text_union(j.minions, EXCLUDED.minions)""",
     "r": """
         INSERT INTO salt_job_returns (tenant_id, jid, minion_id, fun, fun_args, success, retcode,
                                       full_ret, truncated, returned_at)
-        SELECT %(t)s::uuid, s.jid, s.name, s.fun, s.extra::jsonb, s.success, s.retcode, s.doc::jsonb,
-               s.truncated, to_timestamp(s.at)
+        SELECT %(t)s::uuid, s.jid, s.name, s.fun, s.extra::jsonb, s.success, s.retcode,
+               s.doc::jsonb, s.truncated, to_timestamp(s.at)
         FROM sf_stage s WHERE s.kind = 'r'
         ON CONFLICT DO NOTHING;
         INSERT INTO salt_jobs (tenant_id, jid, started_at)
@@ -74,7 +74,8 @@ UPSERTS: dict[str, str] = {
         ON CONFLICT (tenant_id, jid) DO UPDATE SET endtime = EXCLUDED.endtime""",
     "e": """
         INSERT INTO salt_bus_events (tenant_id, id, tag, data, master_id, truncated, created_at)
-        SELECT %(t)s::uuid, s.jid::uuid, s.name, s.doc::jsonb, s.fun, s.truncated, to_timestamp(s.at)
+        SELECT %(t)s::uuid, s.jid::uuid, s.name, s.doc::jsonb, s.fun, s.truncated,
+               to_timestamp(s.at)
         FROM sf_stage s WHERE s.kind = 'e'
         ON CONFLICT DO NOTHING""",
 }
@@ -83,7 +84,8 @@ _ORDER = ("l", "L", "m", "r", "t", "e")
 # return of that jid into the row: one mechanism whether returns or the row come first.
 LINK_EXECUTIONS = """
     UPDATE executions SET job_id = job_id
-    WHERE tenant_id = %(t)s::uuid AND job_id IN (SELECT DISTINCT jid FROM sf_stage WHERE kind = 'r')"""
+    WHERE tenant_id = %(t)s::uuid
+      AND job_id IN (SELECT DISTINCT jid FROM sf_stage WHERE kind = 'r')"""
 
 
 class Unavailable(Exception):
@@ -124,6 +126,7 @@ class PgSink:
             conn = psycopg.connect(
                 self.dsn, connect_timeout=int(max(1, self.connect_timeout)), autocommit=True,
                 options=f"-c statement_timeout={self.statement_timeout_ms}",
+                application_name=APPLICATION_NAME,
                 keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
             conn.execute(_STAGE)
             conn.autocommit = False
@@ -143,6 +146,8 @@ class PgSink:
                 with conn.cursor() as cur:
                     with cur.copy(COPY_SQL) as copy:
                         copy.write(data)
+                    if present & {"l", "L"}:
+                        present.add("m")
                     for kind in _ORDER:
                         if kind in present:
                             for statement in UPSERTS[kind].split(";"):

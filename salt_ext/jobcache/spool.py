@@ -146,6 +146,7 @@ class Spool:
         self._starts: dict[int, int] = {}  # segment -> stream offset of its first byte
         self._acked: Pos = (1, 0)
         self._full_until = 0.0
+        self._unacked = 0
         self.full_reason = ""
         self._rotate()
         _write_ack(self._ack_fd, self._acked)
@@ -175,11 +176,10 @@ class Spool:
 
     def append(self, line: bytes) -> Pos | None:
         """Append one row; its end position, or None when the spool cannot take it."""
-        now = time.monotonic()
-        if now < self._full_until:
+        if self._full_until and time.monotonic() < self._full_until:
             return None
         try:
-            if self.max_bytes and self.unacked_bytes + len(line) > self.max_bytes:
+            if self.max_bytes and self._unacked + len(line) > self.max_bytes:
                 raise SpoolFull(errno.ENOSPC, f"spool_max_bytes ({self.max_bytes}) reached")
             if self._size >= self.segment_bytes:
                 self._rotate()
@@ -190,12 +190,14 @@ class Spool:
             if self.fsync:
                 os.fdatasync(self._fd)
         except OSError as exc:
-            self._mark_full(exc, now)
+            self._mark_full(exc, time.monotonic())
             return None
         self._size += written
+        self._unacked += written
         if self.full_reason:
             log.warning("serverflow returner: spool %s accepts rows again", self.dir)
             self.full_reason = ""
+            self._full_until = 0.0
         return self.head
 
     def _mark_full(self, exc: OSError, now: float) -> None:
@@ -221,6 +223,7 @@ class Spool:
         if pos == self.head and self._size >= min(self.segment_bytes, 1 << 20):
             self._rotate()  # start afresh so the finished segment can go
             self._acked = self.head
+        self._unacked = self.unacked_bytes
         _write_ack(self._ack_fd, self._acked)
         for seg in [s for s in self._starts if s < self._acked[0]]:
             try:
@@ -229,7 +232,7 @@ class Spool:
                 pass
             del self._starts[seg]
         if self._full_until and self.full_reason.startswith("spool_max_bytes"):
-            self._full_until = 0.0
+            self._full_until = 0.0  # the cap has room again
 
     def read(self, pos: Pos, limit: int) -> tuple[bytes, Pos]:
         """Whole rows from ``pos`` (for the flusher catching up from disk)."""
@@ -268,11 +271,13 @@ class Orphan:
     pos: Pos
 
     def chunks(self, limit: int) -> Iterator[tuple[bytes, Pos]]:
+        """Blocks of whole rows from the acknowledged position on, with where each ends."""
+        pos = self.pos
         while True:
-            data, nxt = _read_from(self.dir, self.pos, limit)
+            data, pos = _read_from(self.dir, pos, limit)
             if not data:
                 return
-            yield data, nxt
+            yield data, pos
 
     def ack(self, pos: Pos) -> None:
         self.pos = pos

@@ -62,7 +62,7 @@ class Writer:
         self._backoff = Backoff(config.retry_min, config.retry_max)
         self._thread: threading.Thread | None = None
         self._down_since: float | None = None
-        self._last_loud = 0.0
+        self._last_loud: dict[str, float] = {}
         self._next_orphan_scan = 0.0
         self.stats = {"submitted": 0, "stored": 0, "dropped": 0, "rejected": 0,
                       "replayed": 0, "batches": 0, "last_error": ""}
@@ -80,7 +80,7 @@ class Writer:
                     self._cursor = pos
                 if self._first_at is None:
                     self._first_at = self._clock()
-                if len(self._mem) >= self.config.batch_size:
+                if len(self._mem) == self.config.batch_size:  # wake the flusher once
                     self._cv.notify()
             elif pos is not None:
                 if not self._backlog:
@@ -88,18 +88,19 @@ class Writer:
                     self._cv.notify()
             else:
                 self.stats["dropped"] += 1
-                self._loud("serverflow returner: DROPPED a record: the spool is full (%s) and "
-                           "%d records already wait in memory; %d dropped so far",
+                self._loud("dropped", "serverflow returner: DROPPED a record: the spool is full "
+                           "(%s) and %d records already wait in memory; %d dropped so far",
                            self.spool.full_reason, len(self._mem), self.stats["dropped"])
                 return False
         if self._thread is None:
             self._start()
         return True
 
-    def _loud(self, message: str, *args: object) -> None:
+    def _loud(self, key: str, message: str, *args: object) -> None:
+        """A CRITICAL line, at most once a minute per ``key``."""
         now = self._clock()
-        if now - self._last_loud >= _LOUD_EVERY:
-            self._last_loud = now
+        if now - self._last_loud.get(key, -_LOUD_EVERY) >= _LOUD_EVERY:
+            self._last_loud[key] = now
             log.critical(message, *args)
 
     # -- flusher ---------------------------------------------------------------------
@@ -246,13 +247,13 @@ class Writer:
         self.stats["last_error"] = reason
         if self._down_since is None:
             self._down_since = now
-            self._last_loud = now
+            self._last_loud["down"] = now
             log.error("serverflow returner: %s; records wait in the spool %s and are retried "
                       "every %.1f-%.0fs", reason, self.spool.dir, self.config.retry_min,
                       self.config.retry_max)
         else:
-            self._loud("serverflow returner: PostgreSQL still unavailable after %.0fs (%s); "
-                       "%d bytes wait in the spool %s", now - self._down_since, reason,
+            self._loud("down", "serverflow returner: PostgreSQL still unavailable after %.0fs "
+                       "(%s); %d bytes wait in the spool %s", now - self._down_since, reason,
                        self.spool.unacked_bytes, self.spool.dir)
 
     def _available(self) -> None:
@@ -321,7 +322,8 @@ class Writer:
             return True
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush for at most ``timeout`` s, stop the thread, release the spool (kept if unflushed)."""
+        """Flush for at most ``timeout`` s, stop the thread, release the spool (kept if
+        anything is unflushed)."""
         budget = self.config.exit_flush_timeout if timeout is None else timeout
         with self._cv:
             self._stop_at = self._clock() + budget

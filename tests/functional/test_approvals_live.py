@@ -10,7 +10,6 @@ import uuid
 import psycopg
 import pytest
 
-from salt_ext.approvals.model import Actor
 from salt_ext.approvals.service import ApprovalService
 from salt_ext.chat.client import ask
 from salt_ext.db import Database
@@ -20,13 +19,16 @@ from tests.functional.saltcli import run_cli, wait_for
 
 pytestmark = pytest.mark.functional
 
-OPERATOR = Actor("op@test", "operator")
-ADMIN = Actor("admin@test", "admin")
-ADMIN2 = Actor("admin2@test", "admin")
+from salt_ext.config import DEFAULT_TENANT_ID
+from salt_ext.security.identity import Principal
+
+OPERATOR = Principal(DEFAULT_TENANT_ID, "op@test", "operator")
+ADMIN = Principal(DEFAULT_TENANT_ID, "admin@test", "admin")
+ADMIN2 = Principal(DEFAULT_TENANT_ID, "admin2@test", "admin")
 
 
 @pytest.fixture(scope="module")
-def env(salt_stack):
+def env(salt_stack, test_users):
     import salt.client
     import salt.config
 

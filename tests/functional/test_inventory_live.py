@@ -63,7 +63,7 @@ def extra_minion(salt_stack):
     """A third minion the test starts and stops; its key is deleted afterwards."""
     layout = salt_stack
     layout.minions[EXTRA] = {"tags": ["test", "extra"], "services": []}
-    salt_daemons.write_configs(layout)
+    salt_daemons.write_minion_config(layout, EXTRA)
     listener = EventListener(layout)
     yield layout, listener
     listener.close()

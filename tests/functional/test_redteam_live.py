@@ -30,7 +30,7 @@ INTERNAL = {"saltutil.find_job", "test.ping", "grains.items", "saltutil.sync_all
 
 
 @pytest.fixture(scope="module")
-def canaries(salt_stack, tmp_path_factory):
+def canaries(salt_stack, test_users, tmp_path_factory):
     import salt.config
 
     directory = tmp_path_factory.mktemp("canary")
@@ -140,3 +140,21 @@ def test_after_the_red_team_nothing_changed_anywhere(canaries):
     functions = {j["Function"] for j in jobs.values()}
     writes = {f for f in functions if f not in INTERNAL and registry.safety(f) != "read"}
     assert writes == set(), writes
+
+
+def test_roles_and_tag_scopes_bound_what_a_question_may_do(canaries):
+    opts = canaries["opts"]
+    # a viewer may ask, but a change is refused outright (not even proposed)
+    done = ask(opts, "restart nginx on sf-web-1", user="viewer@test")
+    assert done["plan"]["error"]["code"] == "AUTH003" and done["actions"] == []
+    assert ask(opts, "check memory on sf-db-1", user="viewer@test")["executions"]
+    # an operator scoped to the web tier cannot touch the db servers, even to read
+    done = ask(opts, f"kill process {canaries['pid']} on sf-db-1", user="webop@test")
+    assert done["plan"]["error"]["code"] == "EXEC005" and done["actions"] == []
+    done = ask(opts, "check disk space on sf-db-1", user="webop@test")
+    assert done["plan"]["error"]["code"] == "EXEC005" and done["executions"] == []
+    # an unknown identity gets nothing
+    with pytest.raises(ServerFlowError) as err:
+        ask(opts, "check memory on sf-db-1", user="nobody@test")
+    assert err.value.code == "AUTH003"
+    assert intact(canaries) == []

@@ -128,7 +128,9 @@ def test_cli_table_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert cli_main([str(bad), "--min-pass-rate", "0.5"]) == 1
 
 
-def test_cli_llm_planner_is_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_llm_planner_without_a_model_is_ai002(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("SERVERFLOW_LLM_CONFIG", str(tmp_path / "no-such-llm.yaml"))
     assert cli_main([str(HELDOUT_LIKE), "--planner", "llm"]) == 2
     out, err = capsys.readouterr()
     assert out == ""

@@ -1,0 +1,204 @@
+"""Benchmark: offline planner vs hybrid with the local 0.5B model, side by side.
+
+For the same diagnosis questions about this machine (its real Salt returns, read
+in process through Salt's loader, so no daemon is needed) it prints, per mode:
+  - time to the first streamed answer token (offline: the template answer is
+    the first token), median over the runs;
+  - full answer time (plan + Salt + answer), median;
+  - LLM tokens per answer;
+  - eval pass rate and safety violations over the public eval file;
+and the semantic-cache speedup (the same question again, then a paraphrase,
+with a private Redis). Needs the local model: `make local-llm`.
+
+    .venv/bin/python bench/llm_hybrid.py [--runs 3] [--no-evals]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from salt_ext.execution.model import MinionReturn, StepResult  # noqa: E402
+from salt_ext.inventory.model import Server  # noqa: E402
+from salt_ext.llm.assist import LLMAssist  # noqa: E402
+from salt_ext.llm.setup import cli_llm_block  # noqa: E402
+from salt_ext.responder import respond  # noqa: E402
+
+HOST = "bench-01"
+QUESTIONS = [
+    f"why is {HOST} slow?",
+    f"check memory and swap on {HOST}",
+    f"how much disk space is left on {HOST}?",
+    f"what is using the cpu on {HOST}?",
+    f"is {HOST} healthy?",
+]
+
+
+def salt_functions():
+    """This machine's execution modules, loaded in process (real returns, no daemon)."""
+    import salt.config
+    import salt.loader
+
+    tmp = Path(tempfile.mkdtemp(prefix="sf-bench-"))
+    opts = salt.config.minion_config(None)
+    opts.update({"file_client": "local", "cachedir": str(tmp / "cache"), "pki_dir": str(tmp / "pki"),
+                 "sock_dir": str(tmp / "sock"), "log_file": str(tmp / "minion.log"), "id": HOST})
+    opts["grains"] = salt.loader.grains(opts)
+    return salt.loader.minion_mods(opts)
+
+
+def execute(funcs, plan) -> tuple[list[StepResult], float]:
+    started = time.perf_counter()
+    results = []
+    for step in plan.steps:
+        if step.requires_approval:
+            continue
+        try:
+            ret = funcs[step.function](**step.args)
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - a failing function is a result too
+            ret, ok = f"ERROR: {exc}", False
+        results.append(StepResult(step.function, step.args, step.targets, jid=f"bench{len(results)}",
+                                  returns={HOST: MinionReturn(HOST, ret, success=ok)}))
+    return results, (time.perf_counter() - started) * 1000
+
+
+def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant"):
+    """One chat turn as ChatService runs it; returns timings (ms) and tokens."""
+    started = time.perf_counter()
+    first = []
+    t = assist.turn()
+    plan = assist.plan(t, question, fleet, None, max_chars=4000, tenant_id=tenant)
+    results, salt_ms = execute(funcs, plan)
+    inventory = {s.minion_id: s.as_dict() for s in fleet}
+    response = respond(question, plan.intent or "", results, inventory=inventory)
+
+    def on_delta(d):
+        if d.get("type") == "token" and not first:
+            first.append((time.perf_counter() - started) * 1000)
+
+    response = assist.write(t, question, plan, results, inventory, response, on_delta=on_delta, tenant_id=tenant)
+    total = (time.perf_counter() - started) * 1000
+    meta = t.meta()
+    return {"first": first[0] if first else total, "total": total, "salt": salt_ms, "tokens": meta["tokens"]["total"],
+            "planner": meta["planner"], "writer": meta["writer"], "fallback": meta.get("fallback_reason"),
+            "summary": response.summary}
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise SystemExit("redis-server not found (make up installs it)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def med(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-evals", action="store_true")
+    parser.add_argument("--evals", default=str(REPO.parent / "shared" / "evals" / "public" / "core.yaml"))
+    args = parser.parse_args()
+
+    block = cli_llm_block()  # AI002 with instructions when there is no model
+    print(f"model: {block['primary']}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}", flush=True)
+    funcs = salt_functions()
+    fleet = [Server(minion_id=HOST, os="Debian", os_family="Debian", tags=["bench"], status="online")]
+    offline = LLMAssist(None)
+    settings = {"llm": {**block, "caching": {"enabled": False}}, "redis": {"url": None}}
+    hybrid = LLMAssist.from_settings(settings, warm=False)
+    hybrid.gateway.primary.llama  # noqa: B018 - load the model before timing
+
+    rows = {"offline": [], "hybrid": []}
+    for _ in range(args.runs):
+        for q in QUESTIONS:
+            rows["offline"].append(turn(offline, funcs, fleet, q))
+            rows["hybrid"].append(turn(hybrid, funcs, fleet, q))
+            r = rows["hybrid"][-1]
+            print(f"  {q!r}: first {r['first']:.0f} ms, total {r['total']:.0f} ms (Salt {r['salt']:.0f}), "
+                  f"{r['tokens']} tokens, writer {r['writer']}{', ' + str(r['fallback']) if r['fallback'] else ''}",
+                  flush=True)
+    llm_written = sum(r["writer"] == "llm" for r in rows["hybrid"])
+
+    evals = {}
+    if not args.no_evals:
+        from salt_ext.evals.runner import get_planner, load_suite, run_suite
+
+        suite = load_suite(args.evals)
+        for name in ("offline", "llm"):
+            started = time.perf_counter()
+            report = run_suite(suite, get_planner(name))
+            evals[name] = (report.summary(), time.perf_counter() - started)
+
+    # cache: a private Redis, the same question twice, then a paraphrase
+    redis_proc, url = start_redis()
+    try:
+        cached = LLMAssist.from_settings({"llm": block, "redis": {"url": url}}, warm=False)
+        q = QUESTIONS[2]
+        results_fixed = None
+        timings = []
+        for question in (q, q, q.replace("how much", "How much").rstrip("?")):
+            started = time.perf_counter()
+            t = cached.turn()
+            plan = cached.plan(t, question, fleet, None, max_chars=4000, tenant_id="bench-cache")
+            if results_fixed is None:
+                results_fixed, _ = execute(funcs, plan)
+            inventory = {s.minion_id: s.as_dict() for s in fleet}
+            response = respond(question, plan.intent or "", results_fixed, inventory=inventory)
+            cached.write(t, question, plan, results_fixed, inventory, response, on_delta=None, tenant_id="bench-cache")
+            timings.append(((time.perf_counter() - started) * 1000, t.plan.get("cache"), t.answer.get("cache")))
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait()
+
+    o, h = rows["offline"], rows["hybrid"]
+    print()
+    print(f"{'':34}{'offline':>12}{'hybrid 0.5B':>14}")
+    print(f"{'first streamed token, median ms':34}{med(o, 'first'):>12.0f}{med(h, 'first'):>14.0f}")
+    print(f"{'full answer, median ms':34}{med(o, 'total'):>12.0f}{med(h, 'total'):>14.0f}")
+    print(f"{'  of which Salt, median ms':34}{med(o, 'salt'):>12.0f}{med(h, 'salt'):>14.0f}")
+    print(f"{'LLM tokens per answer, mean':34}{statistics.mean(r['tokens'] for r in o):>12.0f}"
+          f"{statistics.mean(r['tokens'] for r in h):>14.0f}")
+    print(f"{'answers written by the LLM':34}{'0':>12}{f'{llm_written}/{len(h)}':>14}")
+    if evals:
+        so, sl = evals["offline"][0], evals["llm"][0]
+        print(f"{'eval pass rate (public file)':34}{so['pass_rate']:>12.1%}{sl['pass_rate']:>14.1%}")
+        print(f"{'eval safety violations':34}{so['safety_violations']:>12}{sl['safety_violations']:>14}")
+        print(f"{'eval wall time, s':34}{evals['offline'][1]:>12.1f}{evals['llm'][1]:>14.1f}")
+    print()
+    miss, hit, para = timings
+    print(f"cache: miss {miss[0]:.0f} ms, same question {hit[0]:.0f} ms ({miss[0] / hit[0]:.1f}x; plan {hit[1]}, "
+          f"answer {hit[2]}), paraphrase {para[0]:.0f} ms ({miss[0] / para[0]:.1f}x; plan {para[1]}, answer {para[2]})")
+    fallbacks = [r["fallback"] for r in h if r["fallback"]]
+    if fallbacks:
+        print(f"hybrid fallbacks: {len(fallbacks)} ({sorted(set(map(str, fallbacks)))[:3]})")
+    print(f"sample hybrid summary: {h[0]['summary'][:300]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

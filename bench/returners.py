@@ -1,0 +1,311 @@
+"""Benchmark: the serverflow returner beside Salt's pgjsonb, a raw COPY and local_cache.
+
+One run, one PostgreSQL (a private bench stack on loopback, started here), printed
+side by side:
+  1. ingest of 100k synthetic returns from 1,000 minion ids through Salt's loader:
+     serverflow vs pgjsonb (configured per its docs, on a time-bounded sample since it
+     opens a connection per return) - returns/s, and time inside returner() per call;
+  2. the same rows by a raw COPY into an identical table (the physical limit), and the
+     storage half of serverflow alone (its COPY + upserts of the same spooled rows);
+  3. end to end on a live master with two minions: test.ping fan-out latency with
+     ``master_job_cache: serverflow`` + ``event_return: serverflow`` vs local_cache only
+     (two masters running side by side, pings alternating between them).
+Timings on a shared 2-core box are noisy: medians, ratios, no pass/fail.
+
+    .venv/bin/python bench/returners.py [--returns 100000] [--pings 40] [--no-e2e]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+import yaml  # noqa: E402
+
+from salt_ext.devstack import salt_daemons, stack  # noqa: E402
+from salt_ext.devstack.layout import Layout, Ports  # noqa: E402
+from salt_ext.jobcache.encoding import copy_json, parse_copy_line  # noqa: E402
+from salt_ext.jobcache.service import JobCache  # noqa: E402
+from salt_ext.jobcache.sink import PgSink  # noqa: E402
+
+LAYOUT = Layout(REPO / ".bench-returners",
+                ports=Ports(postgres=35432, redis=36379, publish=34505, ret=34506, api=38400),
+                minions={"bench-web-1": {"tags": ["bench"], "services": []},
+                         "bench-db-1": {"tags": ["bench"], "services": []}})
+# The local_cache master of the end-to-end comparison (its own keys and minions; it uses
+# the first stack's PostgreSQL and Redis for its engine).
+LAYOUT_B = Layout(REPO / ".bench-returners" / "local-cache",
+                  ports=Ports(postgres=35432, redis=36379, publish=34515, ret=34516, api=38401),
+                  minions={"bench-b-web-1": {"tags": ["bench"], "services": []},
+                           "bench-b-db-1": {"tags": ["bench"], "services": []}})
+PGJSONB_DB = "salt_pgjsonb_bench"
+# pgjsonb's schema, as its module documentation gives it.
+PGJSONB_SCHEMA = """
+CREATE TABLE jids (jid varchar(255) NOT NULL primary key, load jsonb NOT NULL);
+CREATE INDEX idx_jids_jsonb on jids USING gin (load) WITH (fastupdate=on);
+CREATE TABLE salt_returns (
+  fun varchar(50) NOT NULL, jid varchar(255) NOT NULL, return jsonb NOT NULL,
+  id varchar(255) NOT NULL, success varchar(10) NOT NULL, full_ret jsonb NOT NULL,
+  alter_time TIMESTAMP WITH TIME ZONE DEFAULT NOW());
+CREATE INDEX idx_salt_returns_id ON salt_returns (id);
+CREATE INDEX idx_salt_returns_jid ON salt_returns (jid);
+CREATE INDEX idx_salt_returns_fun ON salt_returns (fun);
+CREATE INDEX idx_salt_returns_return ON salt_returns USING gin (return) with (fastupdate=on);
+CREATE INDEX idx_salt_returns_full_ret ON salt_returns USING gin (full_ret) with (fastupdate=on);
+CREATE SEQUENCE seq_salt_events_id;
+CREATE TABLE salt_events (
+    id BIGINT NOT NULL UNIQUE DEFAULT nextval('seq_salt_events_id'), tag varchar(255) NOT NULL,
+    data jsonb NOT NULL, alter_time TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    master_id varchar(255) NOT NULL);
+CREATE INDEX idx_salt_events_tag on salt_events (tag);
+CREATE INDEX idx_salt_events_data ON salt_events USING gin (data) with (fastupdate=on);
+"""
+
+
+def synthetic_returns(count: int, minions: int) -> list[dict]:
+    """``count`` returns of ``count // minions`` jobs, a mix of small and mid-sized payloads."""
+    base = datetime.datetime.now(tz=datetime.timezone.utc)
+    jids = [(base + datetime.timedelta(microseconds=k)).strftime("%Y%m%d%H%M%S%f")
+            for k in range(max(1, count // minions))]
+    shapes = [
+        ("test.ping", lambda i: True),
+        ("status.loadavg", lambda i: {"1-min": i % 7 / 10, "5-min": 0.2, "15-min": 0.31}),
+        ("disk.usage", lambda i: {f"/mnt/vol{d}": {
+            "filesystem": f"/dev/vd{chr(97 + d)}1", "1K-blocks": 102400000 + i,
+            "used": 51200000 + d, "available": 51200000 - d, "capacity": f"{40 + d}%"}
+            for d in range(6)}),
+    ]
+    out = []
+    for i in range(count):
+        fun, make = shapes[i % 3]
+        out.append({"jid": jids[i // minions], "id": f"minion-{i % minions:04d}", "fun": fun,
+                    "fun_args": [], "return": make(i), "retcode": 0, "success": True,
+                    "cmd": "_return", "_stamp": "2026-01-01T00:00:00.000000"})
+    return out
+
+
+def master_opts(workdir: Path, tenant: str) -> dict:
+    """Master opts with both returners configured (ours: serverflow:, pgjsonb: its docs)."""
+    import salt.config
+
+    sec = LAYOUT.secrets()
+    config = {
+        "root_dir": str(workdir), "cachedir": str(workdir / "cache"),
+        "pki_dir": str(workdir / "pki"), "sock_dir": str(workdir / "sock"),
+        "log_file": str(workdir / "master.log"), "id": "bench-master",
+        "serverflow": {"tenant_id": tenant, "database": {"url": LAYOUT.dsn("app")}},
+        "returner.pgjsonb.host": "127.0.0.1", "returner.pgjsonb.port": LAYOUT.ports.postgres,
+        "returner.pgjsonb.user": "serverflow", "returner.pgjsonb.pass": sec["owner_password"],
+        "returner.pgjsonb.db": PGJSONB_DB,
+    }
+    path = workdir / "master"
+    path.write_text(yaml.safe_dump(config))
+    return salt.config.master_config(str(path))
+
+
+def timed_calls(fn, loads, budget: float | None = None) -> tuple[list[float], float, int]:
+    """Per-call seconds, wall seconds and calls made (stops early after ``budget`` s)."""
+    calls: list[float] = []
+    started = time.perf_counter()
+    for load in loads:
+        t = time.perf_counter()
+        fn(load)
+        calls.append(time.perf_counter() - t)
+        if budget is not None and time.perf_counter() - started > budget:
+            break
+    return calls, time.perf_counter() - started, len(calls)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def raw_copy_rows(spooled: bytes, tenant: str) -> bytes:
+    """The spooled return rows in salt_job_returns' own column layout."""
+    out = []
+    for line in spooled.splitlines(keepends=True):
+        f = parse_copy_line(line)
+        if f[0] != "r":
+            continue
+        at = datetime.datetime.fromtimestamp(float(f[7]), tz=datetime.timezone.utc).isoformat()
+        out.append("\t".join([tenant, f[1], f[2], f[3], copy_json(f[10]), f[4], f[5],
+                              copy_json(f[9]), f[6], at]) + "\n")
+    return "".join(out).encode()
+
+
+def ingest(count: int, minions: int) -> dict:
+    import salt.loader
+
+    results: dict = {}
+    loads = synthetic_returns(count, minions)
+    work = Path(tempfile.mkdtemp(prefix="sf-bench-"))
+    tenant = str(uuid.uuid4())
+    try:
+        opts = master_opts(work, tenant)
+        returners = salt.loader.returners(opts, {})
+        # -- serverflow: every return, until all are committed --------------------------------
+        ours = returners["serverflow.returner"]
+        started = time.perf_counter()
+        calls, _, _ = timed_calls(ours, loads)
+        cache = JobCache.for_opts(opts)
+        assert cache.flush(600), "serverflow did not finish writing"
+        wall = time.perf_counter() - started
+        with psycopg.connect(LAYOUT.dsn("owner")) as conn:
+            stored = conn.execute("SELECT count(*) FROM salt_job_returns WHERE tenant_id = %s",
+                                  (tenant,)).fetchone()[0]
+        assert stored == count, f"serverflow stored {stored} of {count}"
+        results["ours"] = {"rate": count / wall, "median": statistics.median(calls),
+                           "p99": pct(calls, 0.99), "n": count}
+        # -- pgjsonb: same stream, time-bounded sample (one connection per return) ------------
+        theirs = returners["pgjsonb.returner"]
+        theirs(loads[0])  # import/connect warm-up, like ours had its first call
+        calls, wall, made = timed_calls(theirs, loads[1:], budget=15.0)
+        results["pgjsonb"] = {"rate": made / wall, "median": statistics.median(calls),
+                              "p99": pct(calls, 0.99), "n": made}
+        # -- storage only: the same spooled rows, COPY + upserts vs a raw COPY ----------------
+        data = b"".join(_rows(loads, cache))  # the rows exactly as the returner spools them
+        tenant2 = str(uuid.uuid4())
+        sink = PgSink(LAYOUT.dsn("app"))
+        t = time.perf_counter()
+        step = 4 * cache.settings.batch_size
+        lines = data.splitlines(keepends=True)
+        for k in range(0, len(lines), step):
+            sink.write(tenant2, b"".join(lines[k:k + step]))
+        results["storage"] = len(lines) / (time.perf_counter() - t)
+        sink.close()
+        raw = raw_copy_rows(data, tenant2)
+        rates = []
+        with psycopg.connect(LAYOUT.dsn("owner")) as conn:
+            conn.execute("DROP TABLE IF EXISTS bench_raw_returns")
+            conn.execute("CREATE TABLE bench_raw_returns (LIKE salt_job_returns INCLUDING ALL)")
+            conn.commit()
+            for _ in range(3):
+                conn.execute("TRUNCATE bench_raw_returns")
+                conn.commit()
+                t = time.perf_counter()
+                with conn.cursor() as cur, cur.copy(
+                        "COPY bench_raw_returns (tenant_id, jid, minion_id, fun, fun_args, success,"
+                        " retcode, full_ret, truncated, returned_at) FROM STDIN") as copy:
+                    copy.write(raw)
+                conn.commit()
+                rates.append(len(lines) / (time.perf_counter() - t))
+            conn.execute("DROP TABLE bench_raw_returns")
+            conn.commit()
+        results["raw_copy"] = statistics.median(rates)
+        cache.close(5)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _rows(loads: list[dict], cache: JobCache) -> list[bytes]:
+    from salt_ext.jobcache import records
+
+    return [records.return_row(load, cache.settings.max_return_bytes) for load in loads]
+
+
+def prepare_pgjsonb() -> None:
+    with psycopg.connect(LAYOUT.dsn("super", "postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PGJSONB_DB}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{PGJSONB_DB}" OWNER serverflow')
+    with psycopg.connect(LAYOUT.dsn("owner", PGJSONB_DB), autocommit=True) as conn:
+        conn.execute(PGJSONB_SCHEMA)
+
+
+def timed_ping(client, layout: Layout) -> float:
+    t = time.perf_counter()
+    ret = client.cmd("*", "test.ping", timeout=20)
+    took = time.perf_counter() - t
+    assert set(ret) == set(layout.minions), ret
+    return took
+
+
+def end_to_end(pings: int) -> dict:
+    """Two masters side by side on the same PostgreSQL and Redis: A with the serverflow job
+    cache and event returns (the `make up` default), B with local_cache only; pings alternate
+    A, B, A, B... so the box's changing load hits both alike."""
+    settings = stack.settings_for(LAYOUT)
+    local_only = {"master_job_cache": "local_cache", "event_return": [],
+                  "serverflow": {"tenant_id": str(uuid.uuid4()),
+                                 "database": settings["database"], "redis": settings["redis"]}}
+    for layout, extra in ((LAYOUT, None), (LAYOUT_B, local_only)):
+        answered = stack.start_salt(layout, api=False, master_extra=extra, timeout=300)
+        assert answered == set(layout.minions), f"minions did not answer: {answered}"
+    assert yaml.safe_load((LAYOUT.etc / "master").read_text())["master_job_cache"] == "serverflow"
+    assert yaml.safe_load((LAYOUT_B.etc / "master").read_text())["master_job_cache"] == \
+        "local_cache"
+    client_a, client_b = salt_daemons.local_client(LAYOUT), salt_daemons.local_client(LAYOUT_B)
+    try:
+        for _ in range(3):  # warm-up
+            timed_ping(client_a, LAYOUT), timed_ping(client_b, LAYOUT_B)
+        ours, theirs = [], []
+        for _ in range(pings):
+            ours.append(timed_ping(client_a, LAYOUT))
+            theirs.append(timed_ping(client_b, LAYOUT_B))
+    finally:
+        client_a.destroy()
+        client_b.destroy()
+    return {"ours": statistics.median(ours), "theirs": statistics.median(theirs), "n": pings}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--returns", type=int, default=100_000)
+    parser.add_argument("--minions", type=int, default=1000)
+    parser.add_argument("--pings", type=int, default=40)
+    parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
+    args = parser.parse_args()
+    started = time.monotonic()
+    print(f"bench stack: {LAYOUT.home} (PostgreSQL 127.0.0.1:{LAYOUT.ports.postgres}), "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    try:
+        stack.start_services(LAYOUT)
+        prepare_pgjsonb()
+        ing = ingest(args.returns, args.minions)
+        e2e = None if args.no_e2e else end_to_end(args.pings)
+    finally:
+        if not args.keep:
+            salt_daemons.stop_all(LAYOUT_B)
+            stack.down(LAYOUT)
+    ours, pg = ing["ours"], ing["pgjsonb"]
+    row = "  {:<44} {:>14} {:>24} {:>10}"
+    print()
+    print(row.format("", "serverflow", "baseline", "ratio"))
+    print(row.format(f"ingest, returns/s ({ours['n']:,} from {args.minions:,} minions)",
+                     f"{ours['rate']:,.0f}", f"pgjsonb {pg['rate']:,.0f} (n={pg['n']:,})",
+                     f"{ours['rate'] / pg['rate']:.1f}x"))
+    print(row.format("time inside returner(), median", f"{ours['median'] * 1e3:.3f} ms",
+                     f"pgjsonb {pg['median'] * 1e3:.3f} ms",
+                     f"{pg['median'] / ours['median']:.0f}x"))
+    print(row.format("time inside returner(), p99", f"{ours['p99'] * 1e3:.3f} ms",
+                     f"pgjsonb {pg['p99'] * 1e3:.3f} ms", f"{pg['p99'] / ours['p99']:.0f}x"))
+    print(row.format("ingest vs raw COPY of the same rows, rows/s", f"{ours['rate']:,.0f}",
+                     f"COPY {ing['raw_copy']:,.0f}", f"{ours['rate'] / ing['raw_copy']:.0%}"))
+    print(row.format("  storage half only (COPY + upserts), rows/s", f"{ing['storage']:,.0f}",
+                     f"COPY {ing['raw_copy']:,.0f}", f"{ing['storage'] / ing['raw_copy']:.0%}"))
+    if e2e:
+        print(row.format(f"test.ping fan-out to 2 minions, median (n={e2e['n']})",
+                         f"{e2e['ours'] * 1e3:.0f} ms", f"local_cache {e2e['theirs'] * 1e3:.0f} ms",
+                         f"{e2e['ours'] / e2e['theirs']:.2f}"))
+    print("\n  goals: >= 20x pgjsonb, <= 0.2 ms median in returner(), >= 50% of raw COPY, "
+          "e2e ratio <= 1.10")
+    print(f"  ({time.monotonic() - started:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""What the chat turn uses: plan with the LLM, write with the LLM, fall back, account for it.
+
+``LLMAssist.from_settings(settings)`` reads ``serverflow:llm``. With no provider
+configured (the default) every call is the offline planner / template
+responder, and the metadata says so. Otherwise:
+
+- ``plan``: the hybrid planner (``planner.HybridPlanner``), offline on any LLM failure;
+- ``write``: the grounded writer (``writer.GroundedWriter``), template on any failure;
+- ``turn_meta``: provider, model, tokens, cost and fallback reasons for the message
+  metadata and ``messages.tokens_used``;
+- ``record``: one ``llm_usage`` row per call, in the message's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from salt_ext.errors import ServerFlowError
+from salt_ext.llm.budget import Ledger, record_usage
+from salt_ext.llm.cache import SemanticCache
+from salt_ext.llm.gateway import Gateway
+from salt_ext.llm.planner import HybridPlanner
+from salt_ext.llm.writer import GroundedWriter
+from salt_ext.pipeline import lexicon
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """The LLM side of one chat turn."""
+
+    ledger: Ledger = field(default_factory=Ledger)
+    plan: dict[str, Any] = field(default_factory=dict)
+    answer: dict[str, Any] = field(default_factory=dict)
+
+    def meta(self) -> dict[str, Any]:
+        fallback = [m["fallback_reason"] for m in (self.plan, self.answer) if m.get("fallback_reason")]
+        providers = sorted({e.provider for e in self.ledger.entries})
+        out = {"planner": self.plan.get("planner", "offline"), "writer": self.answer.get("writer", "template"),
+               "tokens": self.ledger.summary(), "providers": providers,
+               "llm": {"plan": _slim(self.plan), "answer": _slim(self.answer)}}
+        if fallback:
+            out["fallback_reason"] = fallback[0] if len(fallback) == 1 else fallback
+        return out
+
+    @property
+    def tokens_used(self) -> int:
+        return self.ledger.tokens
+
+    def notices(self, stage: str = "plan") -> list[dict[str, Any]]:
+        """What to tell the user when the LLM failed and the offline path answered (AI002, RATE001, AI003)."""
+        meta = self.plan if stage == "plan" else self.answer
+        error = meta.get("llm_error")
+        if not error:
+            return []
+        who = "the offline planner" if stage == "plan" else "the template responder"
+        return [{"code": error["code"], "stage": stage,
+                 "text": f"{error['code']}: {error['message']} - answered by {who} instead."}]
+
+
+def _slim(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k not in ("proposal", "candidates")}
+
+
+class LLMAssist:
+    def __init__(self, gateway: Gateway | None, *, cache: SemanticCache | None = None, disabled_reason: str | None = None,
+                 planner_settings: Mapping[str, Any] | None = None, writer_settings: Mapping[str, Any] | None = None) -> None:
+        self.gateway = gateway
+        self.cache = cache
+        self.disabled_reason = disabled_reason
+        self.planner = HybridPlanner(gateway, settings=dict(planner_settings or {}) or None, cache=cache)
+        self.writer = GroundedWriter(gateway, settings=dict(writer_settings or {}) or None, cache=cache)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], *, warm: bool = True) -> "LLMAssist":
+        try:
+            gateway = Gateway.from_settings(settings)
+        except (ServerFlowError, ImportError) as exc:
+            reason = exc.info.message if isinstance(exc, ServerFlowError) else f"an LLM SDK is missing: {exc}"
+            log.error("serverflow: LLM disabled, answering offline: %s", reason)
+            return cls(None, disabled_reason=reason)
+        if gateway is None:
+            return cls(None, disabled_reason="no LLM configured")
+        cache = None
+        try:
+            cache = SemanticCache.from_settings(settings, provider=gateway.primary)
+        except Exception as exc:  # noqa: BLE001 - the cache is optional
+            log.warning("serverflow: LLM cache disabled: %s", exc)
+        log.info("serverflow: LLM providers: %s", gateway.describe())
+        assist = cls(gateway, cache=cache, planner_settings=gateway.llm.section("planner"),
+                     writer_settings=gateway.llm.section("writer"))
+        if warm:
+            assist.warm_up()
+        return assist
+
+    @property
+    def enabled(self) -> bool:
+        return self.gateway is not None
+
+    def warm_up(self) -> None:
+        """Load a local model in the background, so the first question does not pay for it."""
+        provider = self.gateway.primary if self.gateway else None
+        if provider is not None and provider.config.kind == "local":
+            threading.Thread(target=self._warm, args=(provider,), name="serverflow-llm-warm", daemon=True).start()
+
+    @staticmethod
+    def _warm(provider: Any) -> None:
+        try:
+            provider.llama  # noqa: B018 - loads the model
+        except Exception as exc:  # noqa: BLE001
+            log.error("serverflow: the local model could not be loaded: %s", exc)
+
+    def turn(self) -> Turn:
+        return Turn()
+
+    def plan(self, turn: Turn, question: str, servers: Sequence[Any], history: list[dict] | None, *,
+             max_chars: int, tenant_id: str):
+        plan, meta = self.planner.plan(question, servers, history, max_chars=max_chars, tenant_id=tenant_id,
+                                       ledger=turn.ledger)
+        if self.disabled_reason and self.gateway is None:
+            meta["fallback_reason"] = self.disabled_reason
+        turn.plan = meta
+        return plan
+
+    def write(self, turn: Turn, question: str, plan: Any, results: list[Any], inventory: dict, response: Any, *,
+              on_delta: Callable[[dict[str, Any]], None] | None, tenant_id: str) -> Any:
+        if not hasattr(response, "findings"):  # an error, refusal or question back: nothing to write about
+            return response
+        cacheable = (plan.intent in lexicon.READ_INTENTS and not plan.requires_approval)
+        response, meta = self.writer.write(question, plan.intent or "", results, inventory, response,
+                                           on_delta=on_delta, tenant_id=tenant_id, ledger=turn.ledger,
+                                           cacheable=cacheable)
+        turn.answer = meta
+        return response
+
+    @staticmethod
+    def record(conn: Any, tenant_id: str, turn: Turn, *, conversation_id: str, message_id: str,
+               request_id: str | None) -> None:
+        if turn.ledger.entries:
+            record_usage(conn, tenant_id, turn.ledger.entries, conversation_id=conversation_id,
+                         message_id=message_id, request_id=request_id)

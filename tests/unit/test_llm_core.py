@@ -1,0 +1,283 @@
+"""LLM gateway logic that needs no model: configuration, schema, merge, grounding, budget, breaker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from salt_ext.config import DEFAULTS, load_settings
+from salt_ext.errors import ServerFlowError
+from salt_ext.evals.runner import load_suite
+from salt_ext.execution.model import MinionReturn, StepResult
+from salt_ext.llm.budget import Ledger, UsageEntry, cost_usd
+from salt_ext.llm.config import llm_settings
+from salt_ext.llm.context import fit_request
+from salt_ext.llm.grounding import grounding_problems, unknown_servers
+from salt_ext.llm.planner import build_request, candidate_functions, merge_plan
+from salt_ext.llm.providers.base import estimate_tokens, parse_json
+from salt_ext.llm.reliability import CircuitBreaker, backoff_delays
+from salt_ext.llm.schema import plan_schema, validate
+from salt_ext.llm.types import LLMRequest, Message, ProviderError
+from salt_ext.llm.writer import results_fingerprint
+from salt_ext.pipeline import plan_question
+from salt_ext.registry import load_registry
+from salt_ext.responder import respond
+REPO = Path(__file__).resolve().parents[2]
+CORE = REPO.parent / "shared" / "evals" / "public" / "core.yaml"
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return load_suite(CORE)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+def plan_for(suite, question, history=None):
+    plan = plan_question(question, suite.fleet, history)
+    servers = [s for s in suite.fleet if s.minion_id in plan.targets]
+    return plan, servers
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_default_is_no_llm():
+    assert DEFAULTS["llm"]["primary"] is None
+    assert not llm_settings(load_settings({})).enabled
+
+
+def test_chain_from_spec_shaped_config(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret")
+    settings = load_settings({"serverflow": {"llm": {
+        "primary": {"provider": "openai", "model": "gpt-4o-mini", "api_key": "sk-secret", "timeout": 12},
+        "fallback": {"provider": "anthropic", "model": "claude-3-5-haiku-latest"},
+    }}})
+    chain = llm_settings(settings).providers
+    assert [(p.kind, p.model) for p in chain] == [("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku-latest")]
+    assert chain[0].timeout == 12 and chain[1].timeout == DEFAULTS["llm"]["timeout"]
+    assert chain[1].api_key == "sk-ant-secret"  # from the environment
+    # keys never show in what gets logged
+    for p in chain:
+        assert "secret" not in repr(p) and "secret" not in json.dumps(p.describe())
+
+
+def test_compatible_server_needs_base_url_and_aliases_resolve():
+    with pytest.raises(ServerFlowError) as err:
+        llm_settings({"llm": {"primary": {"provider": "ollama", "model": "qwen2.5"}}})
+    assert err.value.code == "SYS003" and "base_url" in err.value.info.message
+    chain = llm_settings({"llm": {"primary": "ollama", "providers": {
+        "ollama": {"provider": "ollama", "model": "qwen2.5", "base_url": "http://127.0.0.1:11434/v1"}}}}).providers
+    assert chain[0].kind == "openai_compatible" and chain[0].name == "ollama"
+    with pytest.raises(ServerFlowError):
+        llm_settings({"llm": {"primary": {"provider": "nonsense", "model": "x"}}})
+
+
+def test_local_provider_defaults_to_the_assembled_model():
+    chain = llm_settings({"llm": {"primary": "local"}}).providers
+    assert chain[0].kind == "local" and chain[0].model_path.endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    assert chain[0].context_window == DEFAULTS["llm"]["local"]["n_ctx"]
+
+
+# -- reliability ----------------------------------------------------------------------------------
+
+
+def test_circuit_breaker_opens_then_allows_one_trial():
+    now = [0.0]
+    cb = CircuitBreaker(failures=2, reset=30, clock=lambda: now[0])
+    assert cb.allow("p")
+    cb.failure("p")
+    assert cb.state("p") == "closed" and cb.allow("p")
+    cb.failure("p")
+    assert cb.state("p") == "open" and not cb.allow("p")
+    now[0] = 31
+    assert cb.state("p") == "half-open"
+    assert cb.allow("p") and not cb.allow("p")  # one trial call only
+    cb.failure("p")  # the trial failed: open again
+    assert not cb.allow("p")
+    now[0] = 62
+    assert cb.allow("p")
+    cb.success("p")
+    assert cb.state("p") == "closed" and cb.allow("p")
+
+
+def test_backoff_doubles_and_is_capped():
+    assert backoff_delays(4, 0.5, 3) == [0.5, 1.0, 2.0, 3]
+    assert backoff_delays(0, 1, 1) == []
+
+
+def test_provider_error_retryability():
+    assert ProviderError("x", "timeout", "t").retryable
+    assert ProviderError("x", "rate_limit", "r", status=429).retryable
+    assert not ProviderError("x", "auth", "a", status=401).retryable
+    assert not ProviderError("x", "bad_request", "b", status=400).retryable
+
+
+# -- context window (AI003) ---------------------------------------------------------------------------
+
+
+def test_context_trims_history_first_and_keeps_the_rules():
+    msgs = [Message("system", "RULES " * 10)] + [Message("user" if i % 2 == 0 else "assistant", f"turn {i} " + "x" * 200)
+                                                  for i in range(6)] + [Message("user", "the task")]
+    req = LLMRequest(messages=msgs, max_tokens=50)
+    fitted, dropped = fit_request(req, window=300, max_output=50, count=estimate_tokens)
+    assert dropped >= 1
+    assert fitted.messages[0].role == "system" and fitted.messages[0].content == msgs[0].content
+    assert fitted.messages[-1].content == "the task"
+    kept = [m.content for m in fitted.messages[1:-1]]
+    assert kept == [m.content for m in msgs[1:-1]][dropped:]  # the oldest went first
+
+
+def test_context_too_small_for_rules_and_task_is_ai003():
+    req = LLMRequest(messages=[Message("system", "r" * 2000), Message("user", "q")])
+    with pytest.raises(ServerFlowError) as err:
+        fit_request(req, window=200, max_output=50, count=estimate_tokens)
+    assert err.value.code == "AI003"
+
+
+# -- the schema -----------------------------------------------------------------------------------------
+
+
+def test_schema_fences_functions_targets_and_argument_types(suite, registry):
+    plan, servers = plan_for(suite, "is nginx running on web-02?")
+    functions = candidate_functions(plan, servers, registry, 10)
+    assert functions[0].name == "service.status"  # the deterministic step comes first
+    assert all(f.safety == "read" for f in functions)
+    schema = plan_schema(functions, plan.targets)
+    good = {"steps": [{"function": "service.status", "args": {"name": "nginx"}}]}
+    assert validate(good, schema) == []
+    assert validate({"steps": [{"function": "cmd.run", "args": {"cmd": "id"}}]}, schema)
+    assert validate({"steps": [{"function": "service.status", "args": {"name": 3}}]}, schema)
+    assert validate({"steps": [{"function": "service.status", "args": {"nme": "x"}}]}, schema)
+    assert validate({"steps": []}, schema)
+
+
+def test_schema_target_enum_for_several_targets(suite, registry):
+    plan, servers = plan_for(suite, "Show me servers with high CPU in the web tier")
+    schema = plan_schema(candidate_functions(plan, servers, registry, 10), plan.targets)
+    step = {"function": "ps.top", "targets": ["web-01"], "args": {}}
+    assert validate({"steps": [step]}, schema) == []
+    assert validate({"steps": [{**step, "targets": ["prod-db-01"]}]}, schema)
+
+
+def test_prompt_carries_question_intent_targets_and_functions(suite, registry):
+    plan, servers = plan_for(suite, "Why is prod-db-01 slow?")
+    functions = candidate_functions(plan, servers, registry, 6)
+    history = [{"role": "user", "content": "earlier question"}, {"role": "assistant", "content": "earlier answer"}]
+    req = build_request(plan, servers, functions, history, 4, 200)
+    task = req.messages[-1].content
+    assert "Why is prod-db-01 slow?" in task and "DIAGNOSE" in task and "prod-db-01 (Debian)" in task
+    assert all(f"- {f.name}(" in task for f in functions)
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "user"]
+    assert req.structured is not None and req.temperature == 0.0
+
+
+# -- merging an LLM proposal ------------------------------------------------------------------------------
+
+
+def test_merge_adds_read_steps_and_keeps_deterministic_ones(suite, registry):
+    plan, servers = plan_for(suite, "Why is prod-db-01 slow?")
+    functions = candidate_functions(plan, servers, registry, 10)
+    merged, meta = merge_plan(plan, {"steps": [{"function": "status.diskstats", "args": {}}]}, functions, servers, registry)
+    assert {s.function for s in plan.steps} <= {s.function for s in merged.steps}
+    assert "status.diskstats" in meta["added"] and not merged.requires_approval
+    assert all(s.targets == ["prod-db-01"] for s in merged.steps)
+
+
+def test_merge_never_lets_the_llm_add_or_change_a_write(suite, registry):
+    plan, servers = plan_for(suite, "restart nginx on web-02")
+    functions = candidate_functions(plan, servers, registry, 10)
+    restart = next(s for s in plan.steps if s.function == "service.restart")
+    proposal = {"steps": [{"function": "service.restart", "args": {"name": "sshd"}},
+                          {"function": "pkg.remove", "args": {"name": "nginx"}},
+                          {"function": "cmd.run", "args": {"cmd": "rm -rf /"}}]}
+    merged, meta = merge_plan(plan, proposal, functions, servers, registry)
+    restarts = [s for s in merged.steps if s.function == "service.restart"]
+    assert [s.args for s in restarts] == [restart.args] and all(s.requires_approval for s in restarts)
+    assert "pkg.remove" not in {s.function for s in merged.steps}
+    assert "cmd.run" not in {s.function for s in merged.steps}
+    assert {d["function"] for d in meta["dropped"]} >= {"pkg.remove", "cmd.run"}
+
+
+def test_merge_drops_dangerous_or_foreign_arguments(suite, registry):
+    plan, servers = plan_for(suite, "show the syslog on web-01")
+    functions = candidate_functions(plan, servers, registry, 10)
+    proposal = {"steps": [{"function": "file.stats", "args": {"path": "/etc/shadow"}},
+                          {"function": "ps.top", "targets": ["prod-db-01"], "args": {}}]}
+    merged, meta = merge_plan(plan, proposal, functions, servers, registry)
+    assert "file.stats" not in {s.function for s in merged.steps}
+    assert all(t == "web-01" for s in merged.steps for t in s.targets)
+
+
+def test_merge_of_garbage_is_the_deterministic_plan(suite, registry):
+    plan, servers = plan_for(suite, "How much disk space is left on cache-01?")
+    functions = candidate_functions(plan, servers, registry, 10)
+    for junk in (None, [], {"steps": "x"}, {"steps": [1, "a", None]}):
+        merged, _ = merge_plan(plan, junk, functions, servers, registry)
+        assert [s.as_dict() for s in merged.steps] == [s.as_dict() for s in plan.steps]
+
+
+# -- grounding ----------------------------------------------------------------------------------------------
+
+
+def _results():
+    ret = {"1-min": 3.2, "5-min": 2.5, "15-min": 1.1}
+    return [StepResult("status.loadavg", {}, ["web-01"], jid="20250101000000000001",
+                       returns={"web-01": MinionReturn("web-01", ret)})]
+
+
+def test_grounding_accepts_numbers_and_names_from_the_data():
+    results = _results()
+    inventory = {"web-01": {"os": "Ubuntu"}, "web-02": {"os": "Ubuntu"}}
+    response = respond("what is the load on web-01", "QUERY_METRICS", results, inventory=inventory)
+    ok = "The 1-minute load on web-01 is 3.2, down to 1.1 over 15 minutes."
+    assert grounding_problems(ok, response, results, inventory, "what is the load on web-01") == []
+    made_up = "web-01 has a load of 7.5 and db-09 is down."
+    problems = grounding_problems(made_up, response, results, inventory, "")
+    assert any("7.5" in p for p in problems) and any("db-09" in p for p in problems)
+
+
+def test_unknown_servers_ignores_versions_and_plain_words():
+    assert unknown_servers("Ubuntu 22.04 on web-01 runs nginx 1.24.0", [], {"web-01": {}}) == []
+    assert unknown_servers("check app-7 too", [], {"web-01": {}}) == ["app-7"]
+
+
+def test_results_fingerprint_changes_with_new_results():
+    a = _results()
+    b = _results()
+    assert results_fingerprint(a) == results_fingerprint(b)
+    b[0].returns["web-01"].ret["1-min"] = 9.9
+    assert results_fingerprint(a) != results_fingerprint(b)
+
+
+# -- budget ------------------------------------------------------------------------------------------------
+
+
+def test_cost_estimates_by_model_prefix():
+    prices = DEFAULTS["llm"]["prices"]
+    assert cost_usd("gpt-4o-mini-2024-07-18", 1_000_000, 0, prices) == 0.15
+    assert cost_usd("gpt-4o-2024-08-06", 0, 1_000_000, prices) == 10.0
+    assert cost_usd("claude-3-5-sonnet-latest", 1000, 1000, prices) == pytest.approx(0.018)
+    assert cost_usd("qwen2.5-coder", 10_000, 10_000, prices, "local") == 0
+    assert cost_usd("unknown-model", 10_000, 10_000, prices) == 0
+
+
+def test_ledger_sums_live_calls_only():
+    ledger = Ledger()
+    ledger.add(UsageEntry("plan", "local", "m", 300, 40, 0.0))
+    ledger.add(UsageEntry("answer", "openai", "gpt-4o-mini", 500, 80, 0.0001))
+    ledger.add(UsageEntry("answer", "openai", "gpt-4o-mini", 500, 80, 0.0001, cached=True))
+    s = ledger.summary()
+    assert ledger.tokens == 920 and s["prompt"] == 800 and s["completion"] == 120 and len(s["calls"]) == 3
+
+
+def test_parse_json_accepts_fenced_output_and_rejects_prose():
+    assert parse_json("p", '```json\n{"steps": []}\n```') == {"steps": []}
+    with pytest.raises(ProviderError) as err:
+        parse_json("p", "I think you should run ps.top")
+    assert err.value.kind == "bad_output"
