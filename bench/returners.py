@@ -12,7 +12,7 @@ side by side:
      (two masters running side by side, pings alternating between them).
 Timings on a shared 2-core box are noisy: medians, ratios, no pass/fail.
 
-    .venv/bin/python bench/returners.py [--returns 100000] [--pings 40] [--no-e2e]
+    .venv/bin/python bench/returners.py [--returns 100000] [--pings 30] [--no-e2e]
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def ingest(count: int, minions: int) -> dict:
         # -- pgjsonb: same stream, time-bounded sample (one connection per return) ------------
         theirs = returners["pgjsonb.returner"]
         theirs(loads[0])  # import/connect warm-up, like ours had its first call
-        calls, wall, made = timed_calls(theirs, loads[1:], budget=15.0)
+        calls, wall, made = timed_calls(theirs, loads[1:], budget=10.0)
         results["pgjsonb"] = {"rate": made / wall, "median": statistics.median(calls),
                               "p99": pct(calls, 0.99), "n": made}
         # -- storage only: the same spooled rows, COPY + upserts vs a raw COPY ----------------
@@ -241,8 +241,13 @@ def end_to_end(pings: int) -> dict:
     local_only = {"master_job_cache": "local_cache", "event_return": [],
                   "serverflow": {"tenant_id": str(uuid.uuid4()),
                                  "database": settings["database"], "redis": settings["redis"]}}
-    for layout, extra in ((LAYOUT, None), (LAYOUT_B, local_only)):
-        answered = stack.start_salt(layout, api=False, master_extra=extra, timeout=300)
+    for layout, extra in ((LAYOUT, None), (LAYOUT_B, local_only)):  # both start at once
+        salt_daemons.write_configs(layout, extra)
+        salt_daemons.start_master(layout)
+        for minion_id in layout.minions:
+            salt_daemons.start_minion(layout, minion_id)
+    for layout in (LAYOUT, LAYOUT_B):
+        answered = salt_daemons.wait_minions(layout, list(layout.minions), timeout=300)
         assert answered == set(layout.minions), f"minions did not answer: {answered}"
     assert yaml.safe_load((LAYOUT.etc / "master").read_text())["master_job_cache"] == "serverflow"
     assert yaml.safe_load((LAYOUT_B.etc / "master").read_text())["master_job_cache"] == \
@@ -265,7 +270,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--returns", type=int, default=100_000)
     parser.add_argument("--minions", type=int, default=1000)
-    parser.add_argument("--pings", type=int, default=40)
+    parser.add_argument("--pings", type=int, default=30)
     parser.add_argument("--no-e2e", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the bench stack running")
     args = parser.parse_args()

@@ -99,7 +99,7 @@ DEFAULTS: dict[str, Any] = {
         "retry_max": 5,
         # clean_old_jobs: rows per DELETE statement, and seconds per call (it resumes next loop).
         "clean_batch": 5000,
-        "clean_budget": 10,
+        "clean_budget": 3,
         # clean_old_jobs moves expired rows to the *_archive tables instead of deleting them.
         "archive": False,
         # Seconds events are kept; None means Salt's keep_jobs_seconds (0 keeps forever).

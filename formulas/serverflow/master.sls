@@ -18,8 +18,10 @@ serverflow master config:
           - serverflow: {}
         presence_events: True
         minion_data_cache_events: True
+{%- if sf.get('job_cache', False) %}
         master_job_cache: serverflow
         event_return: serverflow
+{%- endif %}
         serverflow:
           tenant_id: {{ sf.get('tenant_id', '00000000-0000-4000-8000-000000000001') }}
           database:

@@ -9,6 +9,7 @@ is then found in the database, never missed by both.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 
@@ -109,21 +110,31 @@ class JobReader:
             self._conn = conn
         return self._conn
 
-    def _query(self, sql: str, params: Any = ()) -> list[dict[str, Any]] | None:
-        """Rows, or None (logged) when PostgreSQL cannot answer: callers use the spool alone."""
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """This reader's connection (autocommit, tenant set), for one caller at a time.
+        A failure closes it and keeps the database alone for ``pause`` seconds."""
         if time.monotonic() < self._quiet_until:
-            return None
+            raise ServerFlowError("SYS001", "PostgreSQL failed a moment ago; not retried yet")
         with self._lock:
             try:
-                return list(self._connection().execute(sql, params))
-            except (ServerFlowError, psycopg.Error) as exc:
+                yield self._connection()
+            except (ServerFlowError, psycopg.Error):
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
                 self._quiet_until = time.monotonic() + self.pause
-                log.warning("serverflow job cache: PostgreSQL cannot answer (%s); using the "
-                            "local spool only", describe(exc))
-                return None
+                raise
+
+    def _query(self, sql: str, params: Any = ()) -> list[dict[str, Any]] | None:
+        """Rows, or None (logged) when PostgreSQL cannot answer: callers use the spool alone."""
+        try:
+            with self.connection() as conn:
+                return list(conn.execute(sql, params))
+        except (ServerFlowError, psycopg.Error) as exc:
+            log.warning("serverflow job cache: PostgreSQL cannot answer (%s); using the local "
+                        "spool only", describe(exc))
+            return None
 
     def close(self) -> None:
         with self._lock:
@@ -134,7 +145,7 @@ class JobReader:
     def load(self, jid: str) -> tuple[dict[str, Any], list[str]]:
         """(load or {}, sorted minions) of one job."""
         pending = scan(self.spool_root, "lLm", jid)
-        rows = self._query("SELECT load, load_source, minions FROM salt_jobs "
+        rows = self._query("SELECT load, minions FROM salt_jobs "
                            "WHERE tenant_id = %s AND jid = %s", (self.tenant_id, jid)) or []
         row = rows[0] if rows else {}
         load = pending.loads.get(jid)

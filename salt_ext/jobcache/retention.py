@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from salt_ext.db import Database
+import psycopg
 
 _JOBS = ("SELECT jid FROM salt_jobs WHERE tenant_id = %(t)s AND started_at < %(cutoff)s "
          "ORDER BY started_at LIMIT %(jobs)s")
@@ -38,13 +38,15 @@ class CleanResult:
     events: int = 0
     finished: bool = True
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
 
-def clean(db: Database, tenant_id: str, *, keep_jobs_seconds: float,
-          keep_events_seconds: float, batch: int = 5000, budget: float = 10.0,
+def clean(conn: psycopg.Connection, tenant_id: str, *, keep_jobs_seconds: float,
+          keep_events_seconds: float, batch: int = 5000, budget: float = 3.0,
           archive: bool = False) -> CleanResult:
-    """Expire what is older than the retention; ``finished`` is False when the budget ran out."""
+    """Expire what is older than the retention; ``finished`` is False when the budget ran out.
+
+    ``conn`` is in autocommit mode with the tenant set: every statement commits on its own.
+    """
     started = time.monotonic()
     result = CleanResult()
     now = time.time()
@@ -60,35 +62,31 @@ def clean(db: Database, tenant_id: str, *, keep_jobs_seconds: float,
             if out_of_time():
                 result.finished = False
                 break
-            with db.tenant(tenant_id) as conn:
-                jids = [r["jid"] for r in conn.execute(_JOBS, params)]
+            jids = [r["jid"] for r in conn.execute(_JOBS, params)]
             if not jids:
                 break
             params["jids"] = jids
             while True:  # returns of these jobs, batch rows per transaction
-                with db.tenant(tenant_id) as conn:
-                    moved = conn.execute(_delete(
-                        "salt_job_returns", f"ctid = ANY(ARRAY({_RETURNS_OF}))", archive),
-                        params).rowcount
+                moved = conn.execute(_delete(
+                    "salt_job_returns", f"ctid = ANY(ARRAY({_RETURNS_OF}))", archive),
+                    params).rowcount
                 result.returns += moved
                 if moved < batch or out_of_time():
                     break
             if out_of_time():
                 result.finished = False
                 break
-            with db.tenant(tenant_id) as conn:
-                result.jobs += conn.execute(_delete(
-                    "salt_jobs", "tenant_id = %(t)s AND jid = ANY(%(jids)s)", archive),
-                    params).rowcount
+            result.jobs += conn.execute(_delete(
+                "salt_jobs", "tenant_id = %(t)s AND jid = ANY(%(jids)s)", archive),
+                params).rowcount
     if keep_events_seconds > 0 and result.finished:
         params = {"t": tenant_id, "cutoff": _ts(now - keep_events_seconds), "batch": batch}
         while True:
             if out_of_time():
                 result.finished = False
                 break
-            with db.tenant(tenant_id) as conn:
-                moved = conn.execute(_delete(
-                    "salt_bus_events", f"ctid = ANY(ARRAY({_EVENTS}))", archive), params).rowcount
+            moved = conn.execute(_delete(
+                "salt_bus_events", f"ctid = ANY(ARRAY({_EVENTS}))", archive), params).rowcount
             result.events += moved
             if moved < batch:
                 break

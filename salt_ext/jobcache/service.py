@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import psycopg
 
 from salt_ext.config import load_settings
-from salt_ext.db import Database
+from salt_ext.engine.inventory_service import describe
 from salt_ext.errors import ServerFlowError
 from salt_ext.jobcache import records, retention
 from salt_ext.jobcache.jids import NocacheMarks, allocate
@@ -123,7 +123,6 @@ class JobCache:
         self._lock = threading.Lock()
         self._writer: Writer | None = None
         self._reader: JobReader | None = None
-        self._db: Database | None = None
 
     # -- one per process and configuration ---------------------------------------------
     @classmethod
@@ -321,19 +320,15 @@ class JobCache:
         """Expire old rows (batched) and make sure spools of dead processes get replayed."""
         self.writer.wake()
         s = self.settings
-        if self._db is None:
-            self._db = Database(s.dsn, min_size=0, max_size=1, connect_timeout=s.connect_timeout,
-                                name="serverflow-retention")
         try:
-            result = retention.clean(self._db, s.tenant_id,
-                                     keep_jobs_seconds=s.keep_jobs_seconds,
-                                     keep_events_seconds=s.keep_events_seconds,
-                                     batch=s.clean_batch, budget=s.clean_budget,
-                                     archive=s.archive)
+            with self.reader.connection() as conn:
+                result = retention.clean(conn, s.tenant_id, keep_jobs_seconds=s.keep_jobs_seconds,
+                                         keep_events_seconds=s.keep_events_seconds,
+                                         batch=s.clean_batch, budget=s.clean_budget,
+                                         archive=s.archive)
         except (ServerFlowError, psycopg.Error) as exc:  # Maintenance must keep running
-            log.warning("serverflow job cache: old jobs not cleaned this time: %s",
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            result = retention.CleanResult(finished=False, errors=[str(exc)])
+            log.warning("serverflow job cache: old jobs not cleaned this time: %s", describe(exc))
+            result = retention.CleanResult(finished=False)
         if s.keep_jobs_seconds > 0:
             self.nocache.expire(s.keep_jobs_seconds)
         return result
@@ -346,8 +341,6 @@ class JobCache:
             writer.sink.close()
         if self._reader is not None:
             self._reader.close()
-        if self._db is not None:
-            self._db.close()
 
     def flush(self, timeout: float) -> bool:
         """Wait until this process's records are in PostgreSQL (tests, tools)."""

@@ -9,16 +9,11 @@ Replaying the same rows twice changes nothing: returns keep the first copy
 
 from __future__ import annotations
 
-import logging
-from typing import Iterable
-
 import psycopg
 from psycopg import errors
 
 from salt_ext.db.pool import database_error
 from salt_ext.jobcache.records import STAGE_COLUMNS
-
-log = logging.getLogger(__name__)
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS sf_stage (
@@ -133,11 +128,11 @@ class PgSink:
             self._conn = conn
         return self._conn
 
-    def write(self, tenant_id: str, data: bytes, kinds: Iterable[str] | None = None) -> None:
+    def write(self, tenant_id: str, data: bytes) -> None:
         """Store a block of COPY rows in one transaction; raise Unavailable or Refused."""
         if not data:
             return
-        present = set(kinds) if kinds is not None else kinds_in(data)
+        present = kinds_in(data)
         params = {"t": tenant_id}
         try:
             conn = self._connection()

@@ -20,7 +20,7 @@ from typing import Callable
 
 from salt_ext.engine.inventory_service import Backoff
 from salt_ext.jobcache import spool as spools
-from salt_ext.jobcache.sink import PgSink, Refused, Unavailable, kinds_in
+from salt_ext.jobcache.sink import PgSink, Refused, Unavailable
 from salt_ext.jobcache.spool import Pos, Spool
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class Writer:
 
     def _store(self, tenant_id: str, data: bytes) -> None:
         try:
-            self.sink.write(tenant_id, data, kinds_in(data))
+            self.sink.write(tenant_id, data)
         except Refused as exc:
             lines = data.splitlines(keepends=True)
             if len(lines) == 1:

@@ -15,7 +15,7 @@ def test_master_formula_renders_the_engine_config(salt_stack):
     config = out["serverflow master config"]["file"]
     dataset = next(item["dataset"] for item in config if isinstance(item, dict) and "dataset" in item)
     assert dataset["engines"] == [{"serverflow": {}}]
-    assert dataset["master_job_cache"] == "serverflow"
+    assert "master_job_cache" not in dataset  # the PostgreSQL job cache is opt-in (pillar job_cache)
     assert dataset["serverflow"]["database"]["url"].startswith("postgresql://serverflow_app")
 
 

@@ -281,3 +281,40 @@ def test_parse_json_accepts_fenced_output_and_rejects_prose():
     with pytest.raises(ProviderError) as err:
         parse_json("p", "I think you should run ps.top")
     assert err.value.kind == "bad_output"
+
+
+# -- command line and the Anthropic wire format ------------------------------------------------------------
+
+
+def test_evals_cli_without_a_model_says_ai002(monkeypatch, capsys):
+    from salt_ext.evals.__main__ import main as cli_main
+
+    monkeypatch.setenv("SERVERFLOW_LLM_CONFIG", "/nonexistent/llm.yaml")
+    assert cli_main([str(CORE), "--planner", "llm"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("AI002") and len(err.strip().splitlines()) == 1
+
+
+def test_evals_cli_reads_the_llm_block_from_a_file(tmp_path, monkeypatch):
+    from salt_ext.llm.setup import cli_llm_block
+
+    path = tmp_path / "llm.yaml"
+    path.write_text("serverflow:\n  llm:\n    primary: {provider: openai, model: gpt-4o-mini}\n")
+    monkeypatch.setenv("SERVERFLOW_LLM_CONFIG", str(path))
+    assert cli_llm_block() == {"primary": {"provider": "openai", "model": "gpt-4o-mini"}}
+
+
+def test_anthropic_request_body_maps_to_a_neutral_request():
+    from salt_ext.llm.servers.anthropic_api import to_request
+
+    schema = {"type": "object", "properties": {"x": {"type": "string"}}}
+    req = to_request({"model": "m", "max_tokens": 20, "system": [{"type": "text", "text": "rules"}],
+                      "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                                   {"role": "assistant", "content": "hello"},
+                                   {"role": "user", "content": "plan"}],
+                      "tools": [{"name": "submit_plan", "input_schema": schema}],
+                      "tool_choice": {"type": "tool", "name": "submit_plan"}})
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "user"]
+    assert req.system == "rules" and req.structured.name == "submit_plan" and req.structured.schema == schema
+    with pytest.raises(ValueError):
+        to_request({"model": "m", "messages": [{"role": "user", "content": "x"}]})  # no max_tokens

@@ -2,8 +2,8 @@
 
 ``python -m salt_ext.llm.servers.anthropic_api --model FILE.gguf --port 8012``
 
-Speaks the real wire protocol - ``POST /v1/messages`` with ``x-api-key`` and
-``anthropic-version`` headers, JSON or server-sent events (``message_start``,
+Speaks the real wire protocol - ``POST /v1/messages`` with ``x-api-key`` (or the
+bearer token newer SDKs send) and ``anthropic-version`` headers, JSON or server-sent events (``message_start``,
 ``content_block_start``, ``content_block_delta`` with ``text_delta`` /
 ``input_json_delta``, ``content_block_stop``, ``message_delta``,
 ``message_stop``), tool use with ``tool_choice`` (the tool's ``input_schema``
@@ -93,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet by default
         pass
 
+    def do_GET(self) -> None:  # noqa: N802 - a liveness probe
+        self._json(200, {"status": "ok"})
+
     def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
@@ -121,8 +124,10 @@ class Handler(BaseHTTPRequestHandler):
                 srv.fail_left -= 1
         if self.path.split("?")[0].rstrip("/") != "/v1/messages":
             return self._error(404, f"{self.path} not found")
-        if srv.api_key and self.headers.get("x-api-key") != srv.api_key:
-            return self._error(401, "invalid x-api-key")
+        auth = self.headers.get("authorization") or ""
+        given = self.headers.get("x-api-key") or (auth[7:] if auth.lower().startswith("bearer ") else None)
+        if srv.api_key and given != srv.api_key:  # SDKs send x-api-key (1.x) or a bearer token (2.x)
+            return self._error(401, "invalid API key")
         if failing:
             return self._error(srv.fail_status, "injected failure", {"retry-after": "1"} if srv.fail_status == 429 else None)
         try:

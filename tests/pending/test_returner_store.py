@@ -314,8 +314,14 @@ def test_tenants_never_see_each_others_jobs(caches, owner):
     cache_a.save_load(jid, {"jid": jid, "fun": "test.ping", "tgt": "*", "tgt_type": "glob",
                             "arg": [], "user": "a"}, ["m"])
     cache_a.returner(ret(jid, "m"))
+    cache_a.update_endtime(jid, "2026, Jan 01 00:00:01.000000")
     assert cache_a.flush(30)
     assert cache_a.get_jid(jid) and cache_a.get_load(jid)["user"] == "a"
+    assert cache_a.get_fun("test.arg") == {"m": {"return": True, "retcode": 0, "success": True,
+                                                 "jid": jid, "fun": "test.arg"}}
+    assert cache_a.get_endtime(jid) == "2026, Jan 01 00:00:01.000000"
+    assert cache_a.get_endtime(new_jid()) is False
+    assert cache_b.get_fun("test.arg") == {} and cache_b.get_endtime(jid) is False
     assert cache_b.get_jid(jid) == {} and cache_b.get_load(jid) == {}
     assert jid not in [j for j, _, _ in cache_b.jobs()]
     assert cache_b.get_minions() == [] and cache_a.get_minions() == ["m"]
@@ -442,3 +448,18 @@ def test_salt_call_return_serverflow_stores_the_minion_side_return(services, ten
     assert rows == [("call-minion", {"return": "hello from a minion", "retcode": 0,
                                      "success": True}, "test.echo")]
     assert writer_dirs(tmp_path / "cache" / "serverflow" / "spool") == []
+
+
+def test_nocache_jobs_keep_no_returns_and_passed_jids_are_checked(caches, tenant_id, owner):
+    cache = caches(tenant_id)
+    quiet = cache.prep_jid(nocache=True)
+    kept = cache.prep_jid(passed_jid=new_jid() + "_custom")
+    assert kept.endswith("_custom")
+    assert cache.prep_jid(passed_jid=20240101000000000001) == "20240101000000000001"
+    with pytest.raises(records.BadRecord):
+        cache.prep_jid(passed_jid="bad\njid")
+    for jid in (quiet, kept):
+        cache.returner(ret(jid, "m1"))
+    assert cache.flush(30)
+    assert cache.get_jid(quiet) == {} and set(cache.get_jid(kept)) == {"m1"}
+    assert count(owner, "salt_job_returns", tenant_id) == 1
