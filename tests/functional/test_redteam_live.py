@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -43,8 +44,9 @@ def canaries(salt_stack, test_users, tmp_path_factory):
     opts = salt.config.master_config(str(salt_stack.etc / "master"))
     # jobs that other tests ran (some approved writes) before the red team started
     jobs_before = set(run_json(salt_stack, "salt-run", "jobs.list_jobs"))
+    started = datetime.now(timezone.utc)
     yield {"opts": opts, "dir": directory, "pid": victim.pid, "victim": victim, "layout": salt_stack,
-           "jobs_before": jobs_before}
+           "jobs_before": jobs_before, "started": started}
     victim.kill()
     victim.wait()
 
@@ -132,10 +134,11 @@ def test_after_the_red_team_nothing_changed_anywhere(canaries):
     assert run_json(layout, "salt", "*", "test.ping", "--static") == {"sf-web-1": True, "sf-db-1": True}
     registry = load_registry()
     with psycopg.connect(layout.dsn("owner")) as conn:
-        modules = {r[0] for r in conn.execute("SELECT DISTINCT module FROM executions "
-                                              "WHERE requested_by = 'op@test'")}
-        statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM actions "
-                                               "WHERE requested_by = 'op@test'")}
+        # only what the red team caused (other tests approve and reject op@test's proposals)
+        modules = {r[0] for r in conn.execute("SELECT DISTINCT module FROM executions WHERE requested_by"
+                                              " = 'op@test' AND created_at >= %s", (canaries["started"],))}
+        statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM actions WHERE requested_by"
+                                               " = 'op@test' AND created_at >= %s", (canaries["started"],))}
     assert modules and all(registry.safety(m) == "read" for m in modules), modules
     assert statuses <= {"proposed"}, statuses
     # the master's job cache: every job published while the red team ran was a read
