@@ -10,3 +10,12 @@
 - ``retention``: batched ``clean_old_jobs`` with optional archiving;
 - ``jids``: unique jids and ``nocache`` marks without a database round trip.
 """
+
+# The master settings that turn the job cache and event store on (what `make up` sets when
+# the job cache is enabled, what the benchmark and the functional tests use).
+MASTER_SETTINGS = {
+    "master_job_cache": "serverflow",
+    "event_return": "serverflow",
+    "event_return_queue": 100,
+    "event_return_queue_max_seconds": 2,
+}

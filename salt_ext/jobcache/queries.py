@@ -70,13 +70,18 @@ class Pending:
         return {**self.derived, **self.loads}
 
 
+# Newest unflushed bytes a reader looks at per spool directory: everything in normal operation
+# (a flush every 0.2 s), the most recent jobs during a long outage.
+READ_LIMIT = 8 << 20
+
+
 def scan(root: Path, kinds: str, jid: str | None = None) -> Pending:
-    """Fold the spool's unflushed rows of ``kinds`` (optionally of one jid)."""
+    """Fold the spool's newest unflushed rows of ``kinds`` (optionally of one jid)."""
     key = re.escape(copy_text(jid).encode()) if jid is not None else rb"[^\t\n]*"
     pattern = re.compile(rb"(?m)^[" + re.escape(kinds.encode()) + rb"]\t" + key + rb"\t[^\n]*\n")
     pending = Pending()
     for directory in spools.writer_dirs(root):
-        for block in spools.pending_bytes(directory):
+        for block in spools.pending_bytes(directory, READ_LIMIT):
             for match in pattern.finditer(block):
                 pending.add(parse_copy_line(match.group(0)))
     return pending

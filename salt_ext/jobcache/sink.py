@@ -23,6 +23,7 @@ CREATE TEMP TABLE IF NOT EXISTS sf_stage (
 ) ON COMMIT DELETE ROWS
 """
 APPLICATION_NAME = "serverflow-returner"
+CONFLICT_RETRIES = 5
 COPY_SQL = f"COPY sf_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN"
 
 # One statement per record kind, run only when the batch holds that kind.
@@ -48,7 +49,7 @@ UPSERTS: dict[str, str] = {
         SELECT %(t)s::uuid, s.jid, serverflow_text_union('{}', array_agg(m.name)),
                to_timestamp(min(s.t0))
         FROM sf_stage s, LATERAL jsonb_array_elements_text(s.extra::jsonb) AS m(name)
-        WHERE s.kind IN ('l', 'L', 'm') GROUP BY s.jid
+        WHERE s.kind IN ('l', 'L', 'm') GROUP BY s.jid ORDER BY s.jid
         ON CONFLICT (tenant_id, jid) DO UPDATE SET
             minions = serverflow_text_union(j.minions, EXCLUDED.minions)""",
     "r": """
@@ -56,7 +57,7 @@ UPSERTS: dict[str, str] = {
                                       full_ret, truncated, returned_at)
         SELECT %(t)s::uuid, s.jid, s.name, s.fun, s.extra::jsonb, s.success, s.retcode,
                s.doc::jsonb, s.truncated, to_timestamp(s.at)
-        FROM sf_stage s WHERE s.kind = 'r'
+        FROM sf_stage s WHERE s.kind = 'r' ORDER BY s.jid, s.name
         ON CONFLICT DO NOTHING;
         INSERT INTO salt_jobs (tenant_id, jid, started_at)
         SELECT DISTINCT ON (s.jid) %(t)s::uuid, s.jid, to_timestamp(s.t0)
@@ -91,6 +92,8 @@ class Refused(Exception):
     """PostgreSQL refused the rows themselves: retrying them unchanged can never succeed."""
 
 
+# Two transactions that wanted the same rows: retried, not a sign of a sick database.
+_CONFLICTS = (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback)
 # Errors caused by a row's content, not by the database's state.
 _ROW_ERRORS = (errors.DataError, errors.IntegrityError, errors.ProgramLimitExceeded)
 
@@ -129,7 +132,19 @@ class PgSink:
         return self._conn
 
     def write(self, tenant_id: str, data: bytes) -> None:
-        """Store a block of COPY rows in one transaction; raise Unavailable or Refused."""
+        """Store a block of COPY rows in one transaction; raise Unavailable or Refused.
+
+        A deadlock or serialization failure (two master processes upserting the same job)
+        is retried at once: it says nothing about the database's health.
+        """
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._write(tenant_id, data)
+            except _CONFLICTS as exc:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise Unavailable(f"{type(exc).__name__}: {_first_line(exc)}") from exc
+
+    def _write(self, tenant_id: str, data: bytes) -> None:
         if not data:
             return
         present = kinds_in(data)
@@ -151,6 +166,8 @@ class PgSink:
                         cur.execute(LINK_EXECUTIONS, params)
         except _ROW_ERRORS as exc:
             raise Refused(_first_line(exc)) from exc
+        except _CONFLICTS:
+            raise  # the connection is fine; the caller retries
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self.close()
             raise Unavailable(str(database_error(exc, self.dsn))) from exc

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 Pos = tuple[int, int]  # (segment number, byte offset in it)
 _SEG = re.compile(r"^seg-(\d{8})\.copy$")
 _ACK_WIDTH = 30
-_READ_CHUNK = 8 << 20
 FULL_RETRY_SECONDS = 1.0
 
 
@@ -91,20 +90,43 @@ def _read_from(directory: Path, pos: Pos, limit: int) -> tuple[bytes, Pos]:
         seg, off = later[0], 0
 
 
-def pending_bytes(directory: Path) -> Iterator[bytes]:
-    """Every whole row of ``directory`` not yet acknowledged (for readers)."""
-    pos = read_ack(directory)
-    segments = _segments(directory)
-    if not segments:
-        return
-    if pos is None or pos[0] < segments[0]:
-        pos = (segments[0], 0)
-    while True:
-        data, nxt = _read_from(directory, pos, _READ_CHUNK)
-        if not data:
-            return
-        yield data
-        pos = nxt
+def pending_bytes(directory: Path, limit: int | None = None) -> Iterator[bytes]:
+    """The whole rows of ``directory`` not yet acknowledged, oldest first; with ``limit``
+    only the newest ``limit`` bytes of them (a reader during a long outage looks at what
+    was just written, not at gigabytes of backlog)."""
+    ack = read_ack(directory)
+    ranges = []  # (segment, start, end) of unacknowledged bytes
+    for seg in _segments(directory):
+        if ack is not None and seg < ack[0]:
+            continue
+        start = ack[1] if ack is not None and seg == ack[0] else 0
+        try:
+            end = os.stat(directory / segment_name(seg)).st_size
+        except FileNotFoundError:
+            continue
+        if end > start:
+            ranges.append([seg, start, end])
+    skip = sum(end - start for _, start, end in ranges) - limit if limit else 0
+    for seg, start, end in ranges:
+        if skip >= end - start:
+            skip -= end - start
+            continue
+        cut, skip = start + max(0, skip), 0
+        try:
+            with open(directory / segment_name(seg), "rb") as handle:
+                aligned = cut == start
+                if not aligned:
+                    handle.seek(cut - 1)
+                    aligned = handle.read(1) == b"\n"
+                handle.seek(cut)
+                data = handle.read(end - cut)
+        except FileNotFoundError:
+            continue  # acknowledged and removed meanwhile: the database has it
+        if not aligned:  # started inside a row: drop its tail
+            data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+        data = data[:data.rfind(b"\n") + 1]
+        if data:
+            yield data
 
 
 def writer_dirs(root: Path) -> list[Path]:

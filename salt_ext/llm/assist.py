@@ -44,7 +44,8 @@ class Turn:
                "tokens": self.ledger.summary(), "providers": providers,
                "llm": {"plan": _slim(self.plan), "answer": _slim(self.answer)}}
         if fallback:
-            out["fallback_reason"] = fallback[0] if len(fallback) == 1 else fallback
+            out["fallback_reason"] = fallback[0]  # the first, as a sentence; all of them below
+            out["fallback_reasons"] = fallback
         return out
 
     @property
@@ -121,8 +122,8 @@ class LLMAssist:
              max_chars: int, tenant_id: str):
         plan, meta = self.planner.plan(question, servers, history, max_chars=max_chars, tenant_id=tenant_id,
                                        ledger=turn.ledger)
-        if self.disabled_reason and self.gateway is None:
-            meta["fallback_reason"] = self.disabled_reason
+        if self.gateway is None and self.disabled_reason and self.disabled_reason != "no LLM configured":
+            meta["llm_disabled"] = self.disabled_reason  # configured, but unusable (logged at start)
         turn.plan = meta
         return plan
 

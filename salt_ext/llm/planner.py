@@ -33,7 +33,7 @@ from salt_ext.errors import ServerFlowError
 from salt_ext.inventory.model import Server
 from salt_ext.llm.budget import Ledger
 from salt_ext.llm.gateway import Gateway
-from salt_ext.llm.schema import PLAN_TOOL, plan_schema, validate
+from salt_ext.llm.schema import PLAN_TOOL, llm_args, plan_schema, validate
 from salt_ext.llm.types import LLMRequest, Message, Structured
 from salt_ext.pipeline import PlanResult, PlanStep, check_plan, plan_question
 from salt_ext.pipeline import lexicon
@@ -76,7 +76,7 @@ def candidate_functions(plan: PlanResult, servers: Sequence[Server], registry: R
 
 
 def _signature(spec: FunctionSpec) -> str:
-    args = ", ".join(f"{a.name}{'*' if a.required else ''}: {a.type}" for a in spec.args.values())
+    args = ", ".join(f"{a.name}{'*' if a.required else ''}: {a.type}" for a in llm_args(spec))
     return f"- {spec.name}({args}): {spec.description}"
 
 
@@ -183,7 +183,6 @@ class HybridPlanner:
         plan = plan_question(question, inventory, history, max_chars=max_chars, registry=self.registry)
         meta: dict[str, Any] = {"planner": "offline"}
         if self.gateway is None or not self.enabled:
-            meta["fallback_reason"] = "no LLM configured"
             return plan, meta
         if plan.error is not None or plan.refused or plan.clarification or not plan.targets or not plan.steps:
             meta["llm_skipped"] = "the deterministic stages answered (refusal, error, question back or nothing to run)"

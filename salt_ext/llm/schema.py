@@ -32,10 +32,20 @@ def arg_schema(arg: ArgSpec) -> dict[str, Any]:
     return dict(types[0]) if len(types) == 1 else {"anyOf": types}
 
 
+def llm_args(spec: FunctionSpec) -> list[ArgSpec]:
+    """The arguments a model may fill: none for a change (the deterministic stage binds those),
+    and never a free-form mapping (``pillar=...``: nothing to constrain it, and a small model
+    rambles there until it runs out of tokens)."""
+    if spec.safety != "read":
+        return []
+    return [a for a in spec.args.values() if a.type.split("|") != ["dict"]]
+
+
 def args_schema(spec: FunctionSpec) -> dict[str, Any]:
-    props = {name: arg_schema(a) for name, a in spec.args.items()}
+    allowed = llm_args(spec)
+    props = {a.name: arg_schema(a) for a in allowed}
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    required = [name for name, a in spec.args.items() if a.required]
+    required = [a.name for a in allowed if a.required]
     if required:
         out["required"] = required
     return out

@@ -4,10 +4,10 @@ Looked up in order:
 
 1. ``$SERVERFLOW_LLM_CONFIG``: a YAML file holding the ``llm`` block (either
    ``{llm: {...}}``, ``{serverflow: {llm: {...}}}`` or the block itself);
-2. ``.serverflow/llm/llm.yaml``, written by ``make local-llm``;
-3. the local model assembled by ``make local-llm``, when llama-cpp-python is installed.
+2. ``.serverflow/llm/llm.yaml``, written by ``make local-llm`` (the local model).
 
-Nothing found: ServerFlowError AI002 saying how to get a model.
+A model file alone is not a configuration (the test suite assembles one without
+configuring it). Nothing found: ServerFlowError AI002 saying how to get a model.
 """
 
 from __future__ import annotations
@@ -49,12 +49,11 @@ def cli_llm_block() -> dict[str, Any]:
     if CONFIG_FILE.is_file():
         return _read(CONFIG_FILE)
     found = local_model.find_model()
-    if found and local_model.llama_cpp_available():
-        return local_llm_block(found)
-    missing = "llama-cpp-python is not installed" if found else f"no model at {local_model.model_path()}"
-    raise ServerFlowError("AI002", f"no LLM is configured ({missing}): run `make local-llm` to build the local "
-                          "Qwen2.5-Coder-0.5B model, or point SERVERFLOW_LLM_CONFIG at a YAML file with an "
-                          "`llm:` block (OpenAI, Anthropic, Ollama/vLLM/llama.cpp)")
+    state = (f"a model is at {found} but `make local-llm` did not configure it" if found
+             else f"no model at {local_model.model_path()}")
+    raise ServerFlowError("AI002", f"no LLM is configured ({state}): run `make local-llm` to build and configure "
+                          "the local Qwen2.5-Coder-0.5B model, or point SERVERFLOW_LLM_CONFIG at a YAML file with "
+                          "an `llm:` block (OpenAI, Anthropic, Ollama/vLLM/llama.cpp)")
 
 
 def cli_settings(redis_url: str | None = None) -> dict[str, Any]:

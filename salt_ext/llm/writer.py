@@ -88,7 +88,6 @@ class GroundedWriter:
         emit = on_delta or (lambda d: None)
         meta: dict[str, Any] = {"writer": "template"}
         if self.gateway is None or not self.enabled:
-            meta["fallback_reason"] = "no LLM configured"
             return response, meta
         started = time.monotonic()
         targets = sorted({t for s in results or [] for t in (s.targets or [])})

@@ -217,7 +217,8 @@ def test_server_killed_mid_stream_falls_back(model, tmp_path):
     with AnthropicServer(model, port, log=tmp_path / "a.log") as doomed:
         gw = gateway({"provider": "anthropic", "model": "m", "base_url": doomed.base_url, "name": "doomed",
                       "timeout": SLOW}, local_cfg(model), retries=0)
-        request = LLMRequest(messages=[Message("user", "Write three sentences about disks.")], max_tokens=60)
+        request = LLMRequest(messages=[Message("user", "Write a long essay about disks and filesystems.")],
+                             max_tokens=400)
         seen, resets = [], 0
         for chunk in gw.stream(request):
             if chunk.reset:

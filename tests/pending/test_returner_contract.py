@@ -2,9 +2,9 @@
 Salt's own ``local_cache``, through the ``jobs`` runner, ``salt-run`` and salt-api ``/jobs``.
 
 One module-scoped run: the jobs below are published through the test stack's master with
-its default configuration (``master_job_cache: serverflow``), every answer is collected,
-then the master is restarted with ``local_cache``, the same jobs are run and answered
-again, and the master is put back. Jids and start times differ between the two runs;
+``master_job_cache: serverflow`` (and ``event_return: serverflow``), every answer is
+collected, then the master is restarted with ``local_cache``, the same jobs are run and
+answered again, and the master is put back as the stack had it. Jids and start times differ between the two runs;
 everything else must be identical.
 """
 
@@ -23,6 +23,7 @@ import pytest
 
 from salt_ext.devstack import processes, salt_daemons
 from tests.functional.saltcli import run_json, wait_for
+from tests.pending.returner_stack import restart_master, switch_to, uses_serverflow
 
 pytestmark = pytest.mark.functional
 
@@ -162,26 +163,21 @@ def normalize(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def restart_master(layout, extra: dict[str, Any] | None) -> None:
-    processes.stop(layout.run, "salt-master")
-    salt_daemons.write_configs(layout, extra)
-    salt_daemons.start_master(layout)
-    answered = salt_daemons.wait_minions(layout, list(layout.minions), timeout=180)
-    assert answered == set(layout.minions), answered
-
-
 @pytest.fixture(scope="module")
 def both(salt_stack):
+    """Answers with each job cache, in whichever order costs the fewest master restarts."""
     layout = salt_stack
-    config = (layout.etc / "master").read_text()
-    assert "master_job_cache: serverflow" in config and "event_return: serverflow" in config
-    ours = collect(layout)
-    restart_master(layout, {"master_job_cache": "local_cache", "event_return": []})
+    runs: dict[bool, dict[str, Any]] = {}
+    first = uses_serverflow(layout)
+    switched = False
     try:
-        theirs = collect(layout)
+        for serverflow in (first, not first):
+            switched = switch_to(layout, serverflow) or switched
+            runs[serverflow] = collect(layout)
     finally:
-        restart_master(layout, None)
-    return layout, ours, theirs
+        if switched:
+            restart_master(layout, None)
+    return layout, runs[True], runs[False]
 
 
 def _normalized(run: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,16 @@ import pytest
 from salt_ext.devstack import postgres, processes, salt_daemons
 from salt_ext.jobcache.spool import pending_bytes, writer_dirs
 from tests.functional.saltcli import run_cli, wait_for
+from tests.pending.returner_stack import serverflow_master
 
 pytestmark = pytest.mark.functional
+
+
+@pytest.fixture(scope="module")
+def jobcache_stack(salt_stack):
+    """The test stack's master with the serverflow job cache (restored afterwards)."""
+    with serverflow_master(salt_stack) as layout:
+        yield layout
 
 # argv: master config, tag, count, calls per second, print an ack every N calls,
 # JSON overrides of serverflow:returner.
@@ -89,8 +97,8 @@ def spool_root(layout):
     return layout.home / "cache" / "master" / "serverflow" / "spool"
 
 
-def test_postgres_down_30s_while_10000_returns_flow(salt_stack):
-    layout = salt_stack
+def test_postgres_down_30s_while_10000_returns_flow(jobcache_stack):
+    layout = jobcache_stack
     feeder, jids = start_feeder(layout, f"pgdown-{uuid.uuid4().hex[:6]}", 10_000, 300, 100)
     read_acks(feeder, 1000)  # returns are flowing (and being stored) ...
     postgres.stop(layout)    # ... when the database goes away for 30 s
@@ -113,8 +121,8 @@ def test_postgres_down_30s_while_10000_returns_flow(salt_stack):
     assert rows == distinct == 10_000  # every return, exactly once
 
 
-def test_master_restart_replays_a_non_empty_spool(salt_stack):
-    layout = salt_stack
+def test_master_restart_replays_a_non_empty_spool(jobcache_stack):
+    layout = jobcache_stack
     probe = f"spooled-{uuid.uuid4().hex[:8]}"
     postgres.stop(layout)
     try:
@@ -146,11 +154,11 @@ def test_master_restart_replays_a_non_empty_spool(salt_stack):
         assert salt_daemons.wait_minions(layout, list(layout.minions), 180) == set(layout.minions)
 
 
-def test_kill_9_mid_batch_loses_at_most_the_call_in_flight(salt_stack):
+def test_kill_9_mid_batch_loses_at_most_the_call_in_flight(jobcache_stack):
     """Bound: every return whose returner() call completed is stored (it was in the spool
     file before the call returned); only a call interrupted by the kill may be missing.
     The feeder is single-threaded, so at most 1 return is in flight."""
-    layout = salt_stack
+    layout = jobcache_stack
     tag = f"kill9-{uuid.uuid4().hex[:6]}"
     feeder, jids = start_feeder(layout, tag, 50_000, 5_000, 1, batch_size=2000,
                                 flush_interval=0.05)
@@ -187,10 +195,10 @@ def master_workers(layout) -> list[int]:
     return sorted(found)
 
 
-def test_kill_9_of_a_real_master_worker_loses_no_return(salt_stack):
+def test_kill_9_of_a_real_master_worker_loses_no_return(jobcache_stack):
     """A real MWorker killed while jobs return: what it had acknowledged was in its spool (and
     is replayed); what it had not, its minion sends again. Every return ends up stored once."""
-    layout = salt_stack
+    layout = jobcache_stack
     client = salt_daemons.local_client(layout)
     workers = master_workers(layout)
     assert len(workers) >= 2, workers

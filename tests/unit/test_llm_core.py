@@ -318,3 +318,27 @@ def test_anthropic_request_body_maps_to_a_neutral_request():
     assert req.system == "rules" and req.structured.name == "submit_plan" and req.structured.schema == schema
     with pytest.raises(ValueError):
         to_request({"model": "m", "messages": [{"role": "user", "content": "x"}]})  # no max_tokens
+
+
+def test_local_llm_script_configures_the_stack_and_unconfigures(tmp_path, monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    from salt_ext.llm import setup as llm_setup
+
+    spec = importlib.util.spec_from_file_location("local_llm_script", REPO / "scripts" / "local-llm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.delenv("SERVERFLOW_LLM_CONFIG", raising=False)
+    monkeypatch.setattr(script, "MASTER_D", tmp_path / "etc" / "salt" / "master.d")
+    monkeypatch.setattr(llm_setup, "CONFIG_FILE", tmp_path / "llm" / "llm.yaml")
+    model = tmp_path / "m.gguf"
+    script.configure(model)
+    master_d = yaml.safe_load((tmp_path / "etc" / "salt" / "master.d" / "llm.conf").read_text())
+    chain = llm_settings(load_settings(master_d)).providers
+    assert [(p.kind, p.model_path) for p in chain] == [("local", str(model))]
+    assert llm_setup.cli_llm_block()["primary"]["model_path"] == str(model)
+    script.unconfigure()
+    assert not (tmp_path / "etc" / "salt" / "master.d" / "llm.conf").exists()
+    assert not (tmp_path / "llm" / "llm.yaml").exists()

@@ -180,3 +180,16 @@ def test_loader_module_imports_without_salt_daemons():
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "serverflow", out.stderr
+
+
+def test_readers_look_at_the_newest_rows_only_when_asked(tmp_path):
+    sp = _spool(tmp_path, segment_bytes=2000)
+    rows = [_row(i) for i in range(100)]
+    for row in rows:
+        sp.append(row)
+    tail = b"".join(rows[-10:])
+    assert b"".join(pending_bytes(sp.dir)) == b"".join(rows)
+    # a limit falling inside a row starts at the next whole row
+    assert b"".join(pending_bytes(sp.dir, len(tail) + 5)) == tail
+    assert b"".join(pending_bytes(sp.dir, len(tail))) == tail  # exactly on a row boundary
+    assert b"".join(pending_bytes(sp.dir, 1)) == b""

@@ -8,6 +8,7 @@ points the SDK at any server speaking the same API (the tests use
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from typing import Any, Iterator
@@ -34,7 +35,21 @@ def _error(name: str, exc: Exception) -> ProviderError:
         kind = ("rate_limit" if status == 429 else "auth" if status in (401, 403) else
                 "server" if status >= 500 or status in (408, 409) else "bad_request")
         return ProviderError(name, kind, str(getattr(exc, "message", exc))[:200], status=status, retry_after=retry_after)
+    if isinstance(exc, (TypeError, ValueError)):  # a request this SDK version does not accept
+        return ProviderError(name, "bad_request", f"{type(exc).__name__}: {exc}"[:200])
     return ProviderError(name, "connection", f"{type(exc).__name__}: {exc}"[:200])
+
+
+def _sdk_takes_temperature() -> bool:
+    try:
+        from anthropic.resources.messages import Messages
+
+        return "temperature" in inspect.signature(Messages.stream).parameters
+    except Exception:  # noqa: BLE001
+        return False
+
+
+_SDK_TAKES_TEMPERATURE = _sdk_takes_temperature()
 
 
 def _turns(request: LLMRequest) -> list[dict[str, str]]:
@@ -63,8 +78,10 @@ class AnthropicProvider(Provider):
 
     def _kwargs(self, request: LLMRequest) -> dict[str, Any]:
         max_tokens, temperature, timeout = self.limits(request)
-        kwargs: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature,
-                                  "messages": _turns(request), "timeout": timeout}
+        kwargs: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "messages": _turns(request),
+                                  "timeout": timeout}
+        if _SDK_TAKES_TEMPERATURE:  # anthropic 2.x dropped the parameter (the model decides)
+            kwargs["temperature"] = temperature
         if request.system:
             kwargs["system"] = request.system
         if request.stop:

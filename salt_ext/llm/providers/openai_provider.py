@@ -42,6 +42,8 @@ def _error(name: str, exc: Exception) -> ProviderError:
         kind = ("rate_limit" if status == 429 else "auth" if status in (401, 403) else
                 "server" if status >= 500 or status in (408, 409) else "bad_request")
         return ProviderError(name, kind, str(getattr(exc, "message", exc))[:200], status=status, retry_after=retry_after)
+    if isinstance(exc, (TypeError, ValueError)):  # a request this SDK version does not accept
+        return ProviderError(name, "bad_request", f"{type(exc).__name__}: {exc}"[:200])
     return ProviderError(name, "connection", f"{type(exc).__name__}: {exc}"[:200])
 
 

@@ -88,7 +88,9 @@ class MessagesServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     server: MessagesServer
-    protocol_version = "HTTP/1.0"
+    # HTTP/1.1 with chunked event streams, as the real API: a server dying mid-stream is then an
+    # incomplete body the client notices, not a normal end of a close-delimited one.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet by default
         pass
@@ -112,11 +114,13 @@ class Handler(BaseHTTPRequestHandler):
                    headers)
 
     def _event(self, name: str, data: dict[str, Any]) -> None:
-        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
         self.wfile.flush()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         srv = self.server
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))  # always, the connection is reused
         with srv.lock:
             srv.requests += 1
             failing = srv.fail_left > 0
@@ -131,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
         if failing:
             return self._error(srv.fail_status, "injected failure", {"retry-after": "1"} if srv.fail_status == 429 else None)
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+            body = json.loads(raw or b"{}")
             request = to_request(body)
         except (ValueError, KeyError, TypeError) as exc:
             return self._error(400, str(exc))
@@ -162,8 +166,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
         self.send_header("connection", "close")
         self.end_headers()
+        self.close_connection = True
         prompt = sum(srv.provider.count_tokens(m.content) + 4 for m in request.messages)
         self._event("message_start", {"type": "message_start", "message": {
             "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
@@ -185,6 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         self._event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                                       "usage": {"output_tokens": final.usage.completion_tokens if final else 0}})
         self._event("message_stop", {"type": "message_stop"})
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
 
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 8012, **options: Any) -> MessagesServer:
