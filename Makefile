@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test test-pending test-unit test-functional evals bench install system-deps clean local-llm
+.PHONY: up down status test test-unit test-functional evals bench install system-deps clean local-llm
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,6 @@ test: install
 	@$(PY) -m pytest -q -ra tests/unit tests/functional tests/e2e $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-# Returner and LLM functional tests not yet verified under load (see tests/pending/README.md).
-test-pending: install
-	@$(PY) -m pytest -q -ra tests/pending $(PYTEST_ARGS)
 
 test-unit: install
 	@$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -49,6 +49,7 @@ try:
     from salt_ext.security import identity
     from salt_ext.security.roles import canonical_role
     from salt_ext.security.settings import with_secret_key
+    from salt_ext.security.masking import install_log_masking
 
     HAS_CORE = True
 except ImportError as _exc:  # pragma: no cover - depends on the master's Python
@@ -70,6 +71,7 @@ _PEPPER = secrets.token_bytes(32)
 def __virtual__():
     if not HAS_CORE:
         return False, f"serverflow eauth: the salt_ext package is not importable ({_IMPORT_ERROR})"
+    install_log_masking()  # secrets never reach a log line written in this process
     return __virtualname__
 
 

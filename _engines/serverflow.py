@@ -21,6 +21,7 @@ returns, presence and its own ping sweeps) and fires
 
 try:
     from salt_ext.engine.runtime import start_engine
+    from salt_ext.security.masking import install_log_masking
 
     HAS_CORE = True
 except ImportError as _exc:  # pragma: no cover - depends on the master's Python
@@ -33,6 +34,7 @@ __virtualname__ = "serverflow"
 def __virtual__():
     if not HAS_CORE:
         return False, f"serverflow engine: the salt_ext package is not importable ({_IMPORT_ERROR})"
+    install_log_masking()  # secrets never reach a log line written in this process
     return __virtualname__
 
 

@@ -45,8 +45,10 @@ if TYPE_CHECKING:
     __opts__: dict[str, Any]  # injected by Salt's loader
 
 try:
+    from salt_ext.errors import ServerFlowError
     from salt_ext.jobcache.records import BadRecord
     from salt_ext.jobcache.service import JobCache
+    from salt_ext.security.masking import install_log_masking
 
     HAS_CORE = True
 except ImportError as _exc:  # pragma: no cover - depends on the master's Python
@@ -62,6 +64,7 @@ def __virtual__():
     if not HAS_CORE:
         return False, ("serverflow returner: the salt_ext package is not importable "
                        f"({_IMPORT_ERROR})")
+    install_log_masking()  # secrets never reach a log line written in this process
     return __virtualname__
 
 
@@ -111,8 +114,15 @@ def save_minions(jid, minions, syndic_id=None):
 def get_load(jid):
     """
     Return the load of a job, with ``Minions`` when known; ``{}`` for an unknown jid.
+    Raises SaltCacheError when PostgreSQL cannot answer and the local spool does not hold
+    the job (unknown for now is not "no such job": LocalClient keeps waiting for returns).
     """
-    return _cache().get_load(jid)
+    import salt.exceptions
+
+    try:
+        return _cache().get_load(jid)
+    except ServerFlowError as exc:
+        raise salt.exceptions.SaltCacheError(f"serverflow job cache: {exc}") from exc
 
 
 def get_jid(jid):

@@ -20,6 +20,7 @@ try:
     from salt_ext.engine.salt_io import accepted_minions
     from salt_ext.inventory import queries
     from salt_ext.loader import report
+    from salt_ext.security.masking import install_log_masking
 
     HAS_CORE = True
 except ImportError as _exc:  # pragma: no cover - depends on the master's Python
@@ -34,6 +35,7 @@ __virtualname__ = "serverflow"
 def __virtual__():
     if not HAS_CORE:
         return False, f"serverflow runner: the salt_ext package is not importable ({_IMPORT_ERROR})"
+    install_log_masking()  # secrets never reach a log line written in this process
     return __virtualname__
 
 
@@ -119,13 +121,16 @@ def health():
 
 
 
-def ask(question, conversation=None, timeout=None):
+def ask(question, conversation=None, timeout=None, full=False):
     """
     Ask ServerFlow a question; progress streams to the terminal, the answer is
     returned (``--out=json`` for the structured response).
 
     conversation
         continue an earlier conversation (its id); a new one is started otherwise
+    full
+        return the structured response whatever the outputter: with ``-a <eauth>``
+        the runner runs on the master, which is not told about ``--out``
 
     CLI Example:
 
@@ -136,7 +141,7 @@ def ask(question, conversation=None, timeout=None):
     """
     settings = _settings()
     user = __user__  # the identity Salt authenticated (eauth user, or the local account)
-    quiet = __opts__.get("output") in ("json", "yaml", "raw", "quiet")
+    quiet = full or __opts__.get("output") in ("json", "yaml", "raw", "quiet")
 
     def progress(kind, data):
         # progress goes to stderr so that stdout stays the answer (and valid JSON with --out=json)
@@ -152,7 +157,8 @@ def ask(question, conversation=None, timeout=None):
         return done
     if quiet:
         return done
-    return done["text"] + f"\n\n(conversation {done['conversation_id']})"
+    actions = chat_client.describe_actions(done.get("actions") or [])
+    return done["text"] + (f"\n\n{actions}" if actions else "") + f"\n\n(conversation {done['conversation_id']})"
 
 
 def plan(question, conversation=None):

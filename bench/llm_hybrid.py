@@ -2,15 +2,27 @@
 
 For the same diagnosis questions about this machine (its real Salt returns, read
 in process through Salt's loader, so no daemon is needed) it prints, per mode:
-  - time to the first streamed answer token (offline: the template answer is
-    the first token), median over the runs;
+  - time to the first streamed answer token, median over the runs. "First token"
+    is the first ``{"type": "token"}`` delta the chat turn emits: offline, the
+    template answer (all of it at once); hybrid, the first word the model wrote,
+    released once it is complete and grounded. Timed from the question (plan +
+    Salt + the model reading its prompt + that word);
   - full answer time (plan + Salt + answer), median;
   - LLM tokens per answer;
-  - eval pass rate and safety violations over the public eval file;
+  - eval pass rate and safety violations over the public eval file (and how
+    many cases the model was asked to plan);
 and the semantic-cache speedup (the same question again, then a paraphrase,
 with a private Redis). Needs the local model: `make local-llm`.
 
-    .venv/bin/python bench/llm_hybrid.py [--runs 3] [--no-evals]
+Modes: ``offline`` (no model); ``hybrid, LLM plans all`` is the pipeline as it
+was before the latency work (the model re-plans every question, a larger
+writer prompt, nothing read ahead; its first token is measured the same way,
+per word); ``hybrid`` is the product default (the model plans only when the
+offline plan is unsure, reads the question while Salt runs, compact prompt).
+Both hybrid modes run interleaved in the same process, so they see the same
+machine load.
+
+    .venv/bin/python bench/llm_hybrid.py [--runs 3] [--questions 5] [--no-evals]
 """
 
 from __future__ import annotations
@@ -78,13 +90,16 @@ def execute(funcs, plan) -> tuple[list[StepResult], float]:
     return results, (time.perf_counter() - started) * 1000
 
 
-def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant"):
+def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant", read_ahead=True):
     """One chat turn as ChatService runs it; returns timings (ms) and tokens."""
     started = time.perf_counter()
     first = []
     t = assist.turn()
     plan = assist.plan(t, question, fleet, None, max_chars=4000, tenant_id=tenant)
+    if read_ahead:
+        assist.read_ahead(t, question, plan)  # as ChatService does: the model reads the question while Salt runs
     results, salt_ms = execute(funcs, plan)
+    results_at = (time.perf_counter() - started) * 1000
     inventory = {s.minion_id: s.as_dict() for s in fleet}
     response = respond(question, plan.intent or "", results, inventory=inventory)
 
@@ -95,7 +110,9 @@ def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant"):
     response = assist.write(t, question, plan, results, inventory, response, on_delta=on_delta, tenant_id=tenant)
     total = (time.perf_counter() - started) * 1000
     meta = t.meta()
-    return {"first": first[0] if first else total, "total": total, "salt": salt_ms, "tokens": meta["tokens"]["total"],
+    if not first and response is not None:
+        first.append(total)  # no token delta (offline, or the template answered): the whole answer is the first
+    return {"first": first[0], "total": total, "salt": salt_ms, "after_salt": first[0] - results_at, "tokens": meta["tokens"]["total"],
             "planner": meta["planner"], "writer": meta["writer"], "fallback": meta.get("fallback_reason"),
             "summary": response.summary}
 
@@ -125,6 +142,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-evals", action="store_true")
+    parser.add_argument("--questions", type=int, default=len(QUESTIONS), help="the first N questions only")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a model call may take here")
     parser.add_argument("--evals", default=str(REPO.parent / "shared" / "evals" / "public" / "core.yaml"))
     args = parser.parse_args()
@@ -149,17 +167,24 @@ def main() -> int:
     settings = {"llm": {**block, "caching": {"enabled": False}}, "redis": {"url": None}}
     hybrid = LLMAssist.from_settings(settings, warm=False)
     hybrid.gateway.primary.llama  # noqa: B018 - load the model before timing
+    # the pipeline before the latency work: the model plans every question, the old writer prompt
+    before_block = {**settings["llm"], "planner": {**block["planner"], "trust_offline": 2},
+                    "writer": {**block["writer"], "max_tokens": 120, "max_findings": 8, "max_detail": 160,
+                               "max_result_chars": 300}}
+    before = LLMAssist.from_settings({**settings, "llm": before_block}, warm=False)
 
-    rows = {"offline": [], "hybrid": []}
+    rows = {"offline": [], "before": [], "hybrid": []}
     for _ in range(args.runs):
-        for q in QUESTIONS:
+        for q in QUESTIONS[:args.questions]:
             rows["offline"].append(turn(offline, funcs, fleet, q))
+            rows["before"].append(turn(before, funcs, fleet, q, read_ahead=False))
             rows["hybrid"].append(turn(hybrid, funcs, fleet, q))
-            r = rows["hybrid"][-1]
-            print(f"  {q!r}: first {r['first']:.0f} ms, total {r['total']:.0f} ms (Salt {r['salt']:.0f}), "
-                  f"{r['tokens']} tokens, writer {r['writer']}{', ' + str(r['fallback']) if r['fallback'] else ''}",
-                  flush=True)
-    llm_written = sum(r["writer"] == "llm" for r in rows["hybrid"])
+            for mode in ("before", "hybrid"):
+                r = rows[mode][-1]
+                print(f"  {mode:7} {q!r}: first {r['first']:.0f} ms, total {r['total']:.0f} ms (Salt {r['salt']:.0f}), "
+                      f"{r['tokens']} tokens, planner {r['planner']}, writer {r['writer']}"
+                      f"{', ' + str(r['fallback']) if r['fallback'] else ''}", flush=True)
+    llm_written = {m: sum(r["writer"] == "llm" for r in rows[m]) for m in ("before", "hybrid")}
 
     evals = {}
     if not args.no_evals:
@@ -171,8 +196,10 @@ def main() -> int:
         os.environ["SERVERFLOW_LLM_CONFIG"] = str(cfg)
         for name in ("offline", "llm"):
             started = time.perf_counter()
-            report = run_suite(suite, get_planner(name))
-            evals[name] = (report.summary(), time.perf_counter() - started)
+            planner = get_planner(name)
+            report = run_suite(suite, planner)
+            calls = sum(1 for m in getattr(planner, "calls", []) if "llm_skipped" not in m)
+            evals[name] = (report.summary(), time.perf_counter() - started, calls)
 
     # cache: a private Redis, the same question twice, then a paraphrase
     redis_proc, url = start_redis()
@@ -195,20 +222,28 @@ def main() -> int:
         redis_proc.terminate()
         redis_proc.wait()
 
-    o, h = rows["offline"], rows["hybrid"]
+    o, b, h = rows["offline"], rows["before"], rows["hybrid"]
     print()
-    print(f"{'':34}{'offline':>12}{'hybrid 0.5B':>14}")
-    print(f"{'first streamed token, median ms':34}{med(o, 'first'):>12.0f}{med(h, 'first'):>14.0f}")
-    print(f"{'full answer, median ms':34}{med(o, 'total'):>12.0f}{med(h, 'total'):>14.0f}")
-    print(f"{'  of which Salt, median ms':34}{med(o, 'salt'):>12.0f}{med(h, 'salt'):>14.0f}")
-    print(f"{'LLM tokens per answer, mean':34}{statistics.mean(r['tokens'] for r in o):>12.0f}"
-          f"{statistics.mean(r['tokens'] for r in h):>14.0f}")
-    print(f"{'answers written by the LLM':34}{'0':>12}{f'{llm_written}/{len(h)}':>14}")
+    print(f"{'':34}{'offline':>12}{'hybrid, LLM plans all':>23}{'hybrid':>10}")
+
+    def line(label, fn, fmt):
+        print(f"{label:34}{fn(o):>12{fmt}}{fn(b):>23{fmt}}{fn(h):>10{fmt}}")
+
+    line("first streamed token, median ms", lambda rs: med(rs, "first"), ".0f")
+    line("full answer, median ms", lambda rs: med(rs, "total"), ".0f")
+    line("  of which Salt, median ms", lambda rs: med(rs, "salt"), ".0f")
+    line("first token after Salt, median ms", lambda rs: med(rs, "after_salt"), ".0f")
+    line("LLM tokens per answer, mean", lambda rs: statistics.mean(r["tokens"] for r in rs), ".0f")
+    written = {m: f"{llm_written[m]}/{len(rows[m])}" for m in llm_written}
+    print(f"{'answers written by the LLM':34}{'0':>12}{written['before']:>23}{written['hybrid']:>10}")
+    print(f"{'speedup vs LLM plans all (median)':34}{'':>12}{'1.0x':>23}"
+          f"{med(b, 'total') / med(h, 'total'):>9.1f}x  (first token {med(b, 'first') / med(h, 'first'):.1f}x)")
     if evals:
         so, sl = evals["offline"][0], evals["llm"][0]
-        print(f"{'eval pass rate (public file)':34}{so['pass_rate']:>12.1%}{sl['pass_rate']:>14.1%}")
-        print(f"{'eval safety violations':34}{so['safety_violations']:>12}{sl['safety_violations']:>14}")
-        print(f"{'eval wall time, s':34}{evals['offline'][1]:>12.1f}{evals['llm'][1]:>14.1f}")
+        print(f"{'eval pass rate (public file)':34}{so['pass_rate']:>12.1%}{'':>23}{sl['pass_rate']:>10.1%}")
+        print(f"{'eval safety violations':34}{so['safety_violations']:>12}{'':>23}{sl['safety_violations']:>10}")
+        print(f"{'eval cases planned by the model':34}{0:>12}{'':>23}{evals['llm'][2]:>10}")
+        print(f"{'eval wall time, s':34}{evals['offline'][1]:>12.1f}{'':>23}{evals['llm'][1]:>10.1f}")
     print()
     miss, hit, para = timings
     print(f"cache: miss {miss[0]:.0f} ms, same question {hit[0]:.0f} ms ({miss[0] / hit[0]:.1f}x; plan {hit[1]}, "

@@ -11,3 +11,4 @@ serverflow:
     database_url: postgresql://serverflow_app:CHANGE_ME@127.0.0.1:5432/serverflow
     database_admin_url: postgresql://serverflow:CHANGE_ME@127.0.0.1:5432/serverflow
     redis_url: redis://127.0.0.1:6379/0
+    job_cache: True          # False: keep Salt's own job cache (no master_job_cache/event_return)

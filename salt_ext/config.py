@@ -32,6 +32,16 @@ DEFAULTS: dict[str, Any] = {
     "redis": {
         "url": "redis://127.0.0.1:6379/0",
     },
+    "alerts": {
+        # Raise alerts (stored in ``alerts``, pushed as ``serverflow/alert/<id>/triggered|resolved``).
+        "enabled": True,
+        # A minion going offline is an alert of this severity (resolved when it comes back).
+        "offline_severity": "critical",
+        # A ``disk.usage`` return with a filesystem above this percentage raises a disk alert.
+        "disk_percent": 90,
+        # A ``status.loadavg`` return whose 5-minute load exceeds cores x this raises a load alert.
+        "load_per_core": 1.0,
+    },
     "inventory": {
         # Seconds between the engine's own test.ping sweeps (presence fallback).
         "ping_interval": 30,
@@ -147,6 +157,10 @@ DEFAULTS: dict[str, Any] = {
             "history": 4,
             # Completion tokens allowed for a plan.
             "max_tokens": 200,
+            # Intent confidence from which a complete offline plan is used as it is, without a model
+            # call (hybrid: the model plans when the offline planner is unsure or found no step;
+            # above 1: the model is asked for every plan).
+            "trust_offline": 0.7,
             # Seconds the plan may take before the offline plan is used (the provider's timeout caps it).
             "timeout": 45,
         },
@@ -154,12 +168,15 @@ DEFAULTS: dict[str, Any] = {
             # The LLM writes the summary from the results; numbers and server names are checked.
             "enabled": True,
             # Completion tokens allowed for the summary.
-            "max_tokens": 120,
+            "max_tokens": 100,
             # Seconds the summary may take before the template answer is used.
             "timeout": 45,
-            # Characters of raw execution results put in the prompt besides the findings
-            # (every prompt token costs ~10-30 ms on 2 cores before the first answer token).
-            "max_result_chars": 300,
+            # What the prompt holds (every prompt token costs ~10-30 ms on 2 cores before the first
+            # answer token): the first findings, each detail cut to max_detail characters, and
+            # max_result_chars of raw execution results (0: none; the findings carry the figures).
+            "max_findings": 5,
+            "max_detail": 110,
+            "max_result_chars": 0,
         },
         # Per tenant, in Redis (fixed one-minute windows); RATE001 beyond.
         "rate_limits": {"requests_per_minute": 60, "tokens_per_minute": 100000},
@@ -204,6 +221,9 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 def load_settings(opts: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return the effective settings from a Salt opts dict (``opts['serverflow']``)."""
     settings = merge(DEFAULTS, (opts or {}).get("serverflow") or {})
+    # A master.d drop-in (``make local-llm`` writes one) cannot hold a ``serverflow:`` block: Salt
+    # merges included files shallowly, so it would replace the master's whole block. It uses this key.
+    settings["llm"] = merge(settings["llm"], (opts or {}).get("serverflow_llm") or {})
     if not settings["database"].get("admin_url"):
         settings["database"]["admin_url"] = settings["database"]["url"]
     return settings

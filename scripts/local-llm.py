@@ -64,8 +64,10 @@ def configure(model: Path) -> None:
                            + yaml.safe_dump({"llm": block}, sort_keys=False))
     MASTER_D.mkdir(parents=True, exist_ok=True)
     conf = MASTER_D / "llm.conf"
+    # serverflow_llm, not serverflow: {llm: ...}: Salt merges master.d files into the master config
+    # shallowly, so a `serverflow:` key here would replace the master's whole serverflow block
     conf.write_text("# written by `make local-llm`: the ServerFlow engine plans and writes with the local model\n"
-                    + yaml.safe_dump({"serverflow": {"llm": block}}, sort_keys=False))
+                    + yaml.safe_dump({"serverflow_llm": block}, sort_keys=False))
     print(f"local-llm: configured {CONFIG_FILE} and {conf} (restart the stack: make down up)")
 
 

@@ -63,7 +63,9 @@ def settings(services: Layout) -> dict:
 @pytest.fixture(scope="session")
 def salt_stack(services: Layout):
     """Master (with the ServerFlow engine) and the two test minions, all answering."""
-    answered = stack.start_salt(services, api=False, master_extra=TEST_MASTER_CONFIG)
+    # a loaded shared box can need more than 2 minutes for the first pings to come back
+    answered = stack.start_salt(services, api=False, master_extra=TEST_MASTER_CONFIG,
+                                timeout=float(os.environ.get("SERVERFLOW_TEST_START_TIMEOUT", "120")))
     assert answered == set(services.minions), f"minions did not answer: {answered}"
     yield services
     from salt_ext.devstack import salt_daemons

@@ -3,7 +3,8 @@
 "use strict";
 (() => {
   const API = "/v1";
-  const state = { token: null, user: null, conversation: null, view: null, events: null, servers: new Map() };
+  const state = { token: null, user: null, conversation: null, view: null, events: null, servers: new Map(),
+                  alerts: new Map() };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -74,6 +75,7 @@
     $("who").textContent = state.user.email + " (" + state.user.role + ")";
     for (const b of document.querySelectorAll("[data-admin]")) b.hidden = !can("administer");
     startEvents();
+    loadAlerts().catch(() => {});
     show("chat");
   }
 
@@ -144,7 +146,15 @@
       if (cell) { cell.textContent = data.status; cell.className = "st-" + data.status; }
       say(data.minion_id + " is " + data.status);
     } else if (type === "alert") {
-      say("Alert: " + (data.title || data.alert_id));
+      if (data.state === "resolved") {
+        state.alerts.delete(data.alert_id);
+        say("Resolved: " + (data.resolution || data.title || data.alert_id));
+      } else {
+        state.alerts.set(data.alert_id, { id: data.alert_id, severity: data.severity, title: data.title,
+                                          description: data.description, created_at: data.created_at });
+        say("Alert: " + (data.title || data.alert_id));
+      }
+      renderAlerts();
     } else if (type === "action_update") {
       const text = "Action " + data.status + (data.by ? " by " + data.by : "");
       say(text + " (" + data.action_id + ")");
@@ -155,6 +165,52 @@
       }
     }
   }
+
+  // -- alerts (active ones, kept current by the live stream) -------------------------------
+  async function loadAlerts() {
+    const page = await call("GET", "/alerts?status=active&limit=100");
+    state.alerts.clear();
+    for (const a of page.data) state.alerts.set(a.id, a);
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    const items = [...state.alerts.values()].map((a) => {
+      const sev = String(a.severity || "warning").toLowerCase();
+      return el("li", { class: "sev-" + sev, "data-alert": a.id },
+        el("span", { class: "sev" }, sev), el("strong", {}, a.title || ""),
+        a.description ? " — " + a.description : "",
+        a.created_at ? el("time", { datetime: a.created_at }, new Date(a.created_at).toLocaleString()) : null);
+    });
+    $("alert-list").replaceChildren(...items);
+    $("alerts-panel").hidden = items.length === 0;
+  }
+
+  // -- two-factor enrolment ----------------------------------------------------------------
+  $("mfa-start").addEventListener("click", async () => {
+    fail(null);
+    try {
+      const e = await call("POST", "/auth/mfa/enroll", {});
+      $("mfa-uri").value = e.otpauth_uri;
+      $("mfa-secret").value = e.secret;
+      $("mfa-codes").replaceChildren(...e.recovery_codes.map((c) => el("li", {}, c)));
+      $("mfa-enrol").hidden = false;
+      $("mfa-code").focus();
+    } catch (err) { fail(err); }
+  });
+
+  $("mfa-confirm-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    fail(null);
+    try {
+      await call("POST", "/auth/mfa/confirm", { code: $("mfa-code").value.trim() });
+      $("mfa-code").value = "";
+      $("mfa-enrol").hidden = true;
+      $("mfa-uri").value = ""; $("mfa-secret").value = ""; $("mfa-codes").replaceChildren();
+      $("mfa-state").textContent = "Two-factor authentication is on: sign-in asks for a code from your app.";
+      say("Two-factor authentication is on");
+    } catch (err) { fail(err); }
+  });
 
   // -- chat --------------------------------------------------------------------------------
   async function loadConversations() {
@@ -213,15 +269,34 @@
     return li;
   }
 
+  // What the minions said when the action was proposed: a dry run, or the current state.
+  function describePreview(p) {
+    if (!p || typeof p !== "object") return "";
+    const lines = [p.note || p.mode || ""];
+    const changes = p.would_change || {};
+    for (const [minion, states] of Object.entries(changes)) {
+      for (const s of states) lines.push(minion + ": " + (s.comment || JSON.stringify(s.changes)));
+    }
+    if (!Object.keys(changes).length) {
+      for (const [minion, r] of Object.entries(p.returns || {})) lines.push(minion + ": " + JSON.stringify(r.ret));
+    }
+    for (const minion of p.missing || []) lines.push(minion + ": did not answer");
+    if (p.jid) lines.push("(jid " + p.jid + ")");
+    return lines.join("\n");
+  }
+
   function actionCard(a) {
     const preview = JSON.stringify({ function: a.function, targets: a.targets, args: a.args }, null, 2);
+    const evidence = describePreview(a.preview);
     const card = el("div", { class: "action-card", "data-action": a.action_id },
       el("strong", {}, "Proposed action: " + (a.label || a.function)),
       a.description ? el("p", {}, a.description) : null,
-      el("pre", { "aria-label": "Action preview" }, preview));
+      el("pre", { "aria-label": "Action" }, preview),
+      evidence ? el("pre", { "aria-label": "Preview from the servers", "data-testid": "action-preview" }, evidence) : null);
     if (can("approve")) {
       card.append(el("div", { class: "row" },
-        el("button", { type: "button", class: "primary", onclick: () => approve(a, preview, card) }, "Approve…"),
+        el("button", { type: "button", class: "primary",
+                       onclick: () => approve(a, evidence ? preview + "\n\n" + evidence : preview, card) }, "Approve…"),
         el("button", { type: "button", onclick: () => reject(a, card) }, "Reject")));
     } else {
       card.append(el("p", {}, "Waiting for approval by an admin."));
@@ -295,7 +370,12 @@
         reply.classList.remove("streaming");
         reply.prepend(...renderFindings(data.response));
         if (!(data.response && data.response.findings)) reply.prepend(el("div", { class: "answer" }, data.text || ""));
-      } else if (type === "error") { finished = true; fail(data); }
+      } else if (type === "error") {
+        finished = true;
+        reply.classList.remove("streaming");
+        reply.classList.add("failed");
+        fail(data);
+      }
     };
     const res = await fetch(path, { method: "POST", body: JSON.stringify({ content: text }),
       headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" } });

@@ -1,5 +1,7 @@
 {#- Install ServerFlow into the Salt master's Python and enable its engine, returners and API.
-    Apply on the master's own minion: salt <master-minion> state.apply serverflow.master #}
+    Apply on the master's own minion: salt <master-minion> state.apply serverflow.master
+    The PostgreSQL job cache and event store are on by default; pillar
+    serverflow:master:job_cache: False leaves Salt's own job cache in place. #}
 {%- set sf = salt['pillar.get']('serverflow:master', {}) %}
 
 serverflow package:
@@ -18,9 +20,11 @@ serverflow master config:
           - serverflow: {}
         presence_events: True
         minion_data_cache_events: True
-{%- if sf.get('job_cache', False) %}
+{%- if sf.get('job_cache', True) %}
         master_job_cache: serverflow
         event_return: serverflow
+        event_return_queue: {{ sf.get('event_return_queue', 100) }}
+        event_return_queue_max_seconds: {{ sf.get('event_return_queue_max_seconds', 2) }}
 {%- endif %}
         serverflow:
           tenant_id: {{ sf.get('tenant_id', '00000000-0000-4000-8000-000000000001') }}

@@ -24,6 +24,7 @@ from salt_ext.api.handlers import Api
 from salt_ext.api.http import SECURITY_HEADERS, Request
 from salt_ext.api.openapi import document
 from salt_ext.api.routes import Dispatcher
+from salt_ext.security.masking import install_log_masking
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def build(opts: dict[str, Any]):
     _guard_events(root, opts, settings, db)
 
     owners = _Owners(db, str(settings["tenant_id"]))
-    hub = EventHub(Visibility(owners.conversation, owners.action, owners.tags))
+    hub = EventHub(Visibility(owners.conversation, owners.action, owners.tags),
+                   tenant_id=str(settings["tenant_id"]))
     hub.start_bus_listener(opts)
     fire_lock = threading.Lock()
     bus_holder: dict[str, Any] = {}
@@ -191,6 +193,7 @@ def build(opts: dict[str, Any]):
 
 
 def serve(opts: dict[str, Any]) -> None:
+    install_log_masking()  # request logs can carry tokens and passwords: mask before any handler sees them
     root, conf, v1, _ = build(opts)
     apiopts = opts.get("serverflow_api") or {}
     cherrypy.tree.mount(root, apiopts.get("root_prefix", "/"), conf)

@@ -3,7 +3,8 @@
 The raw salt-api ``/events`` stream shows the whole bus to anyone with a Salt
 token; browsers get this instead. ``EventHub`` reads ``serverflow/...`` events
 once, numbers them (a process-wide sequence), keeps the last ``capacity`` in a
-ring buffer and wakes subscribers. A subscriber sees only what its principal
+ring buffer and wakes subscribers. Events that name another tenant
+(``tenant_id`` in their data) are dropped. A subscriber sees only what its principal
 may see (``visible``): chat events of conversations it started, action events
 when it may approve or asked for the action, server status and alerts for
 minions inside its tag scope. Reconnecting with ``Last-Event-ID: <n>`` replays
@@ -59,7 +60,7 @@ def sse(event: Event | None = None, *, comment: str | None = None, retry_ms: int
 def _chat_text(data: dict[str, Any]) -> tuple[str, str] | None:
     """(kind, text) for a chat delta worth showing, else None."""
     kind = data.get("type")
-    if kind in ("plan", "step", "result"):
+    if kind in ("plan", "step", "result", "preview"):
         line = describe_delta(data)
         return (kind, line + "\n") if line else None
     if kind == "notice":
@@ -119,11 +120,15 @@ def translate(tag: str, data: dict[str, Any]) -> list[tuple[str, dict[str, Any],
         if isinstance(data.get("metrics"), dict):
             payload["metrics"] = data["metrics"]
         return [("server_status", payload, {"minion_id": key})]
-    if area == "alert":
+    if area == "alert" and verb in ("triggered", "resolved"):
+        minion = data.get("minion_id") or data.get("server_id")
         payload = {"alert_id": key, "state": verb, "severity": data.get("severity"),
-                   "server_id": data.get("server_id") or data.get("minion_id"),
-                   "title": data.get("title"), "description": data.get("description")}
-        return [("alert", payload, {"minion_id": payload["server_id"]})]
+                   "server_id": data.get("server_id") or minion, "minion_id": minion,
+                   "title": data.get("title"), "description": data.get("description"),
+                   "resolution": data.get("resolution"), "metric_name": data.get("metric_name"),
+                   "metric_value": data.get("metric_value"), "threshold": data.get("threshold"),
+                   "created_at": data.get("created_at")}
+        return [("alert", payload, {"minion_id": minion})]
     return []
 
 
@@ -159,8 +164,9 @@ class Visibility:
 class EventHub:
     """Sequence-numbered ring buffer fed by ``publish`` (from the bus thread or tests)."""
 
-    def __init__(self, visibility: Visibility, capacity: int = 5000) -> None:
+    def __init__(self, visibility: Visibility, capacity: int = 5000, tenant_id: str | None = None) -> None:
         self.visibility = visibility
+        self.tenant_id = tenant_id  # events naming another tenant are dropped
         self.capacity = capacity
         self._events: collections.deque[Event] = collections.deque(maxlen=capacity)
         self._seq = int(time.time() * 1000) * 1000  # ids keep growing across restarts
@@ -174,7 +180,10 @@ class EventHub:
             self._owners[conversation_id] = user
 
     def publish(self, tag: str, data: dict[str, Any]) -> list[Event]:
-        made = []
+        made: list[Event] = []
+        named = (data or {}).get("tenant_id")
+        if self.tenant_id and named and str(named) != self.tenant_id:
+            return made
         for kind, payload, route in translate(tag, data or {}):
             with self._cond:
                 self._seq += 1

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 from salt_ext.api import auth
 from salt_ext.api.events import Event, EventHub, sse
 from salt_ext.api.http import ApiError, Request, Response, to_jsonable
+from salt_ext.approvals.preview import preview_actions
 from salt_ext.approvals.service import ApprovalService
 from salt_ext.chat import store as chat_store
 from salt_ext.chat.client import CHAT_REQUEST
@@ -23,7 +24,9 @@ from salt_ext.chat.signing import load_key, sign
 from salt_ext.errors import ServerFlowError
 from salt_ext.inventory import store as inventory_store
 from salt_ext.pipeline import PlanResult, PlanStep, check_plan
-from salt_ext.security import audit, tokens
+from salt_ext.registry import salt_call
+from salt_ext.alerts import store as alert_store
+from salt_ext.security import admin, audit, tokens
 from salt_ext.security.identity import Principal
 from salt_ext.security.roles import authorize, authorizer, in_scope
 
@@ -156,6 +159,29 @@ class Api:
     def me(self, request: Request, principal: Principal) -> Response:
         return Response(200, principal.as_dict())
 
+    def _mfa(self, principal: Principal, code: str | None) -> dict[str, Any]:
+        if principal.id is None or principal.api_key_id:
+            raise ApiError("AUTH003", "two-factor enrolment is for signed-in users, not API keys")
+        try:
+            return admin.mfa_enroll(self.settings, self.db, principal, principal.email, code)
+        except ServerFlowError as exc:
+            raise ApiError.from_serverflow(exc) from None
+
+    def mfa_enroll(self, request: Request, principal: Principal) -> Response:
+        """A new pending TOTP secret and recovery codes (shown once); MFA stays as it was until confirmed."""
+        request.json()
+        found = self._mfa(principal, None)
+        return Response(200, {"secret": found["secret"], "otpauth_uri": found["otpauth_uri"],
+                              "recovery_codes": found["recovery_codes"], "mfa_enabled": found["mfa_enabled"]})
+
+    def mfa_confirm(self, request: Request, principal: Principal) -> Response:
+        code = request.json().get("code")
+        if not isinstance(code, str) or not code.strip() or len(code) > 64:
+            raise ApiError("AUTH001", "send the current 6-digit code of the authenticator as code")
+        self._limit("login", "mfa:" + principal.email.lower())
+        found = self._mfa(principal, code.strip())
+        return Response(200, {"mfa_enabled": bool(found["mfa_enabled"])})
+
     # -- servers ------------------------------------------------------------------------------
     def list_servers(self, request: Request, principal: Principal) -> Response:
         page, limit = _pagination(request)
@@ -228,27 +254,28 @@ class Api:
         denied = authorize(principal, "propose", [minion], inventory)
         if denied:
             raise ApiError(denied.code, denied.message)
+        preview = preview_actions(self.client_factory, [{"function": step.function, "targets": [minion],
+                                                          "args": dict(step.args)}],
+                                  timeout=float(timeout), skip=[minion] if server.status == "offline" else [])[0]
         with self.db.tenant(self.tenant_id) as conn:
             action_id = chat_store.propose_action(
                 conn, self.tenant_id, conversation_id=None, message_id=None, requested_by=principal.name,
                 function=step.function, targets=[minion], args=dict(step.args),
                 label=f"{step.function} on {minion}", reason="requested through the API",
-                ttl_seconds=int(self.settings["chat"]["action_ttl"]))
+                ttl_seconds=int(self.settings["chat"]["action_ttl"]), preview=preview)
         self.audit("action.proposed", user=principal.name, resource_type="action", resource_id=action_id,
-                   details={"function": step.function, "targets": [minion], "args": step.args})
+                   details={"function": step.function, "targets": [minion], "args": step.args,
+                            "preview": {k: preview.get(k) for k in ("mode", "function", "jid")}})
         self.fire(f"serverflow/action/{action_id}/proposed", {"action_id": action_id, "by": principal.name})
-        return Response(202, {"status": "approval_required", "action_id": action_id,
+        return Response(202, {"status": "approval_required", "action_id": action_id, "preview": preview,
                               "error": {"code": "EXEC004", "message": "a write action needs approval; "
                                         "an approver runs it with POST /v1/chat/actions/{id}/execute"}})
 
     def _run_read(self, step: PlanStep, principal: Principal, timeout: int) -> Response:
-        from salt_ext.registry import load_registry
-
-        spec = load_registry().get(step.function)
-        arg, kwarg = spec.split_args(dict(step.args)) if spec else ([], dict(step.args))
+        call = salt_call(step.function, dict(step.args))
         client = self.client_factory()
         try:
-            pub = client.run_job(step.targets, step.function, arg=arg, kwarg=kwarg, tgt_type="list",
+            pub = client.run_job(step.targets, call.fun, arg=call.arg, kwarg=call.kwarg, tgt_type="list",
                                  timeout=timeout)
         finally:
             destroy = getattr(client, "destroy", None)
@@ -440,3 +467,20 @@ class Api:
         except ServerFlowError as exc:
             raise ApiError.from_serverflow(exc) from None
         return Response(200, {"data": rows, "pagination": {"total": len(rows), "page": 1, "limit": limit}})
+
+    # -- alerts -------------------------------------------------------------------------------
+    def list_alerts(self, request: Request, principal: Principal) -> Response:
+        page, limit = _pagination(request)
+        status = request.arg("status") or "active"
+        if status not in ("active", "resolved", "all"):
+            raise ApiError("SYS003", f"status must be active, resolved or all, not {status!r}")
+        with self.db.tenant(self.tenant_id) as conn:
+            if principal.tags:
+                every, _ = alert_store.list_alerts(conn, status=None if status == "all" else status, limit=10_000)
+                tags = self._inventory()
+                scoped = [a for a in every if in_scope(principal.tags, tags.get(a.get("minion_id") or "", set()))]
+                total, found = len(scoped), scoped[(page - 1) * limit:page * limit]
+            else:
+                found, total = alert_store.list_alerts(conn, status=None if status == "all" else status,
+                                                       limit=limit, offset=(page - 1) * limit)
+        return Response(200, {"data": found, "pagination": {"total": total, "page": page, "limit": limit}})

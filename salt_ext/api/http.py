@@ -81,6 +81,17 @@ def dumps(value: Any) -> bytes:
     return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL: find it anywhere in a decoded JSON body."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 @dataclass
 class Request:
     method: str
@@ -107,12 +118,16 @@ class Request:
             raise ApiError("HTTP400", "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ApiError("HTTP400", "the body must be a JSON object")
+        if _has_nul(data):
+            raise ApiError("SYS003", "text may not contain NUL characters (\\u0000)", status=400)
         return data
 
     def arg(self, name: str, default: Any = None) -> Any:
         value = self.query.get(name, default)
         if isinstance(value, list):
-            return value[-1] if value else default
+            value = value[-1] if value else default
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiError("SYS003", f"{name} may not contain NUL characters", status=400)
         return value
 
     def args(self, name: str) -> list[str]:
@@ -121,6 +136,8 @@ class Request:
         if value is None:
             return []
         values = value if isinstance(value, list) else [value]
+        if any("\x00" in str(v) for v in values):
+            raise ApiError("SYS003", f"{name} may not contain NUL characters", status=400)
         return [p.strip() for v in values for p in str(v).split(",") if p.strip()]
 
     def int_arg(self, name: str, default: int, minimum: int, maximum: int) -> int:

@@ -59,7 +59,7 @@ SCHEMAS: dict[str, Any] = {
                            ("module",)),
     "ExecuteAccepted": _obj({"job_id": S, "execution_id": S, "action_id": S,
                              "status": {"type": "string", "enum": ["pending", "approval_required"]},
-                             "error": OBJ}, ("status",)),
+                             "error": OBJ, "preview": OBJ}, ("status",)),
     "ConversationCreate": _obj({"title": {"type": "string", "maxLength": 255}}),
     "ConversationCreated": _obj({"id": S, "title": S, "created_at": S}, ("id", "title", "created_at")),
     "Conversation": _obj({"id": S, "title": NS, "created_at": NS, "updated_at": NS, "messages": I}, ("id",)),
@@ -83,6 +83,22 @@ SCHEMAS: dict[str, Any] = {
                        "created_at": NS}, ("id", "module", "status")),
     "ExecutionPage": _page("Execution"),
     "AuditEntry": _obj({"id": I, "action": S}, ("id", "action")),
+    "Empty": _obj({}),
+    "MfaEnrollment": _obj({"secret": S, "otpauth_uri": S, "recovery_codes": STRS, "mfa_enabled": {"type": "boolean"}},
+                          ("secret", "otpauth_uri", "recovery_codes", "mfa_enabled")),
+    "MfaConfirm": _obj({"code": {"type": "string", "minLength": 1, "maxLength": 64}}, ("code",)),
+    "MfaStatus": _obj({"mfa_enabled": {"type": "boolean"}}, ("mfa_enabled",)),
+    "Alert": _obj({"id": S, "minion_id": NS, "server_id": NS,
+                   "severity": S, "title": S, "description": NS, "metric_name": NS,
+                   "metric_value": {"type": ["number", "null"]}, "threshold": {"type": ["number", "null"]},
+                   "status": {"type": "string", "enum": ["active", "resolved", "acknowledged"]},
+                   "created_at": NS, "resolved_at": NS}, ("id", "severity", "title", "status")),
+    "AlertPage": _page("Alert"),
+    # One Server-Sent Events frame; ``data`` is a JSON object (see salt_ext.api.events for each type).
+    "SseEvent": _obj({"id": S, "event": {"type": "string", "enum": [
+        "message_start", "content_delta", "action_available", "message_end", "error",
+        "action_update", "server_status", "alert", "reset"]},
+        "data": {"type": "string", "contentMediaType": "application/json"}, "retry": I}),
     "AuditPage": _page("AuditEntry"),
 }
 
@@ -95,6 +111,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "page": {"schema": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}},
     "limit": {"schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
               "description": "Page size (max 100)"},
+    "alert_status": {"name": "status", "schema": {"type": "string", "enum": ["active", "resolved", "all"],
+                                                  "default": "active"}},
     "user": {"schema": {"type": "string", "maxLength": 255}},
     "action": {"schema": {"type": "string", "maxLength": 100}},
     "since": {"schema": {"type": "string", "pattern": "^[0-9]{1,6}[smhdw]$"}, "description": "e.g. 24h"},
@@ -116,7 +134,7 @@ def _response(status: int, schema: str | None, stream: bool) -> dict[str, Any]:
     if status >= 400:
         out["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     elif stream:
-        out["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        out["content"] = {"text/event-stream": {"schema": {"$ref": "#/components/schemas/SseEvent"}}}
         out["description"] += (": events message_start, content_delta, action_available, message_end, error"
                                " (chat); server_status, alert, action_update (live)")
     elif schema:
@@ -137,7 +155,7 @@ def document(server_url: str = "/v1") -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if route.body:
-            op["requestBody"] = {"required": route.body not in ("RefreshRequest", "ConversationCreate", "RejectAction"),
+            op["requestBody"] = {"required": route.body not in ("RefreshRequest", "ConversationCreate", "RejectAction", "Empty"),
                                  "content": {"application/json": {
                                      "schema": {"$ref": f"#/components/schemas/{route.body}"}}}}
         if route.public:

@@ -40,6 +40,13 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/auth/logout", "logout", "End the sign-in the refresh token belongs to", "auth",
           public=True, body="RefreshRequest", responses={204: None, 400: None, 401: None, 403: None, 415: None}),
     Route("GET", "/auth/me", "me", "Who the access token speaks for", "auth", responses={200: "Principal", 401: None}),
+    Route("POST", "/auth/mfa/enroll", "mfa_enroll",
+          "Start two-factor enrolment: a new TOTP secret, its otpauth URI and recovery codes (shown once)",
+          "auth", body="Empty", responses={200: "MfaEnrollment", 400: None, 401: None, 403: None, 415: None}),
+    Route("POST", "/auth/mfa/confirm", "mfa_confirm",
+          "Confirm two-factor enrolment with the authenticator's current code; sign-in asks for codes from then on",
+          "auth", body="MfaConfirm", responses={200: "MfaStatus", 400: None, 401: None, 403: None, 415: None,
+                                                 429: None}),
     Route("GET", "/servers", "list_servers", "List servers (status, tags, search filters; paginated)", "servers",
           query=("status", "tags", "search", "page", "limit"), responses={200: "ServerPage", 400: None, 401: None}),
     Route("GET", "/servers/{id}", "get_server", "A server: grains, tags, recent executions", "servers",
@@ -75,6 +82,8 @@ ROUTES: tuple[Route, ...] = (
           "executions", query=("page", "limit"), responses={200: "ExecutionPage", 400: None, 401: None}),
     Route("GET", "/audit", "list_audit", "The audit trail (admins)", "audit",
           query=("user", "action", "since", "limit"), responses={200: "AuditPage", 400: None, 401: None, 403: None}),
+    Route("GET", "/alerts", "list_alerts", "Alerts of your servers (active by default; paginated)", "alerts",
+          query=("alert_status", "page", "limit"), responses={200: "AlertPage", 400: None, 401: None}),
     Route("GET", "/openapi.json", "openapi", "This document", "meta", public=True, responses={200: None}),
 )
 
@@ -102,6 +111,8 @@ class Dispatcher:
     def __call__(self, request: Request) -> Response:
         try:
             route, params = self.match(request.method, request.path)
+            if any("\x00" in v for v in params.values()):
+                raise ApiError("HTTP404", "no such resource (NUL in the path)")
             request.params = params
             if route.handler == "openapi":
                 response = Response(200, self.openapi_doc)

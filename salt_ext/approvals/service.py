@@ -19,7 +19,7 @@ from salt_ext.chat import store as chat_store
 from salt_ext.errors import ErrorInfo, ServerFlowError
 from salt_ext.pipeline import PlanResult, PlanStep, check_plan
 from salt_ext.inventory import store as inventory_store
-from salt_ext.registry import load_registry
+from salt_ext.registry import salt_call
 from salt_ext.security import audit as audit_log
 from salt_ext.security.identity import Principal
 from salt_ext.security.roles import authorizer
@@ -132,12 +132,11 @@ class ApprovalService:
         return None
 
     def _run(self, row: dict[str, Any], actor: Principal) -> dict[str, Any]:
-        spec = load_registry().get(row["function"])
-        arg, kwarg = spec.split_args(dict(row["args"])) if spec else ([], dict(row["args"]))
+        call = salt_call(row["function"], dict(row["args"]))
         client = self.client_factory()
         started = time.monotonic()
         try:
-            pub = client.run_job(list(row["targets"]), row["function"], arg=arg, kwarg=kwarg,
+            pub = client.run_job(list(row["targets"]), call.fun, arg=call.arg, kwarg=call.kwarg,
                                  tgt_type="list", timeout=self.timeout, listen=True)
             jid = str(pub["jid"]) if pub and pub.get("jid") else None
             returns: dict[str, Any] = {}

@@ -3,6 +3,7 @@ master bus and follow the conversation's events until the answer is done."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, Callable
@@ -26,7 +27,38 @@ def describe_delta(data: dict[str, Any]) -> str | None:
     if kind == "result":
         state = "answered" if data.get("success") else "answered with an error"
         return f"{data['minion']} {state} {data['function']}"
+    if kind == "preview":
+        return f"preview of {data['function']} taken on {data['minion']}"
     return None
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_actions(actions: list[dict[str, Any]]) -> str:
+    """The proposed actions of an answer with their previews, for a terminal ('' when none)."""
+    if not actions:
+        return ""
+    lines = ["Proposed, waiting for approval (salt-run serverflow.approve <id> / serverflow.reject <id>):"]
+    for action in actions:
+        args = " ".join(f"{k}={_short(v, 60)}" for k, v in (action.get("args") or {}).items())
+        lines.append(f"  {action['action_id']}  {action['function']} on {', '.join(action['targets'])}"
+                     + (f"  {args}" if args else ""))
+        preview = action.get("preview") or {}
+        if preview:
+            lines.append(f"    preview: {preview.get('note', preview.get('mode'))}"
+                         + (f" (jid {preview['jid']})" if preview.get("jid") else ""))
+        for minion, states in (preview.get("would_change") or {}).items():
+            for state in states or [{"comment": "no change"}]:
+                lines.append(f"      {minion}: {_short(state.get('comment'))}")
+        if not preview.get("would_change"):
+            for minion, ret in (preview.get("returns") or {}).items():
+                lines.append(f"      {minion}: {_short(ret.get('ret'))}")
+        for minion in preview.get("missing") or []:
+            lines.append(f"      {minion}: did not answer")
+    return "\n".join(lines)
 
 
 def ask(opts: dict[str, Any], question: str, *, conversation_id: str | None = None,

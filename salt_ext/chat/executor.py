@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 
 from salt_ext.execution.model import MinionReturn, StepResult
 from salt_ext.pipeline.model import PlanStep
-from salt_ext.registry import load_registry
+from salt_ext.registry import salt_call
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -26,8 +26,11 @@ def _group(steps: Iterable[PlanStep]) -> list[list[PlanStep]]:
 
 def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: Emit,
               on_published: Callable[[PlanStep, str], None] | None = None,
-              skip: Iterable[str] = ()) -> list[StepResult]:
+              skip: Iterable[str] = (), dry_run: bool = False) -> list[StepResult]:
     """Execute ``steps`` (already policy-checked, read-only) and return one StepResult each.
+
+    With ``dry_run`` every step runs as its function's own dry run (``test=True``):
+    that is how a proposed write is previewed without changing anything.
 
     ``skip`` are minions known to be offline: they are not published to and are
     reported as missing straight away. ``on_return`` gets every minion return as
@@ -45,9 +48,8 @@ def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: 
             if not reachable:
                 continue
             started = time.monotonic()
-            spec = load_registry().get(step.function)
-            arg, kwarg = spec.split_args(step.args) if spec else ([], dict(step.args))
-            pub = client.run_job(reachable, step.function, arg=arg, kwarg=kwarg, tgt_type="list",
+            call = salt_call(step.function, step.args, dry_run=dry_run)
+            pub = client.run_job(reachable, call.fun, arg=call.arg, kwarg=call.kwarg, tgt_type="list",
                                  timeout=timeout, listen=True)
             if not pub or not pub.get("jid"):
                 result.error = {"code": "EXEC001", "message": f"Salt did not accept {step.function}"}

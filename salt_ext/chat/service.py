@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from salt_ext.approvals.preview import preview_actions
 from salt_ext.chat import executor, store as chat_store
 from salt_ext.errors import ErrorInfo, ServerFlowError
 from salt_ext.inventory import store as inventory_store
 from salt_ext.inventory.model import Server
 from salt_ext.llm.assist import LLMAssist
-from salt_ext.pipeline import PlanResult
+from salt_ext.pipeline import PlanResult, PlanStep, check_plan
 from salt_ext.responder import respond
 from salt_ext.security import audit
 from salt_ext.security.identity import principal_for_salt_user
 from salt_ext.security.ratelimit import RateLimiter
-from salt_ext.security.roles import authorize_plan
+from salt_ext.security.roles import authorize, authorize_plan
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class ChatService:
             emit("error", {**base, "error": plan.error.as_dict()})
             return None
 
+        self.llm.read_ahead(turn, request.message, plan)  # the model reads the question while Salt runs
         salt_started = time.monotonic()
         results, executions = self._execute(request, plan, servers, emit, base)
         salt_ms = _ms(salt_started)
@@ -123,7 +125,8 @@ class ChatService:
         text = response.as_text() if hasattr(response, "as_text") else str(answer)
         emit("delta", {**base, "type": "answer", "text": text})
 
-        proposals = self._proposals(plan, response)
+        proposals = self._allowed(principal, self._proposals(plan, response), servers)
+        self._preview(proposals, servers, emit, base)
         persisted, message_id, action_ids, warning = self._record(
             request, plan, answer, text, timings, executions, results, proposals, received_at, turn)
         for proposal, action_id in zip(proposals, action_ids):
@@ -217,6 +220,35 @@ class ChatService:
                 unique.append(item)
         return unique
 
+    @staticmethod
+    def _allowed(principal: Any, proposals: list[dict[str, Any]], servers: list[Server]) -> list[dict[str, Any]]:
+        """The proposals this user may make: policy-clean and inside their role and tag scope.
+
+        The responder may suggest a fix to anyone; only those who may propose it get an action.
+        """
+        known = [s.minion_id for s in servers]
+        out = []
+        for proposal in proposals:
+            step = PlanStep(function=proposal["function"], targets=list(proposal["targets"]),
+                            args=dict(proposal["args"]))
+            checked = check_plan(PlanResult(question="", steps=[step], targets=step.targets), known_targets=known)
+            if checked.refused or not checked.steps:
+                continue
+            if authorize(principal, "propose", step.targets, servers) is None:
+                out.append(proposal)
+        return out
+
+    def _preview(self, proposals: list[dict[str, Any]], servers: list[Server], emit: Emit,
+                 base: dict[str, Any]) -> None:
+        """Attach a preview (dry run or current state, from the minions) to every proposal."""
+        if not proposals:
+            return
+        offline = {s.minion_id for s in servers if s.status == "offline"}
+        previews = preview_actions(self.client_factory, proposals, timeout=float(self.chat["step_timeout"]),
+                                   skip=offline, on_return=lambda d: emit("delta", {**base, **d, "type": "preview"}))
+        for proposal, preview in zip(proposals, previews):
+            proposal["preview"] = preview
+
     def _record(self, request: ChatRequest, plan: PlanResult, answer: dict[str, Any], text: str,
                 timings: dict[str, float], executions: dict[str, str], results: list[Any],
                 proposals: list[dict[str, Any]], received_at: datetime, turn: Any = None):
@@ -257,7 +289,9 @@ class ChatService:
                 for proposal, action_id in zip(proposals, action_ids):
                     audit.append(conn, self.tenant_id, "action.proposed", actor=request.user,
                                  resource_type="action", resource_id=action_id,
-                                 details={k: proposal[k] for k in ("function", "targets", "args")})
+                                 details={**{k: proposal[k] for k in ("function", "targets", "args")},
+                                          "preview": {k: (proposal.get("preview") or {}).get(k)
+                                                      for k in ("mode", "function", "jid")}})
             return True, message_id, action_ids, None
         except ServerFlowError as exc:
             log.error("serverflow: conversation %s not saved: %s", request.conversation_id, exc)

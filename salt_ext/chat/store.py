@@ -73,15 +73,17 @@ def finish_execution(conn: Connection, execution_id: str, *, status: str, result
 
 def propose_action(conn: Connection, tenant_id: str, *, conversation_id: str, message_id: str | None,
                    requested_by: str | None, function: str, targets: list[str],
-                   args: dict[str, Any], label: str, reason: str, ttl_seconds: int) -> str:
+                   args: dict[str, Any], label: str, reason: str, ttl_seconds: int,
+                   preview: dict[str, Any] | None = None) -> str:
     from salt_ext.approvals.model import action_hash
 
     row = conn.execute(
         "INSERT INTO actions (tenant_id, conversation_id, message_id, requested_by, function, targets,"
-        " args, label, reason, expires_at, action_hash) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
-        " %s::jsonb, %s, %s, now() + make_interval(secs => %s), %s) RETURNING id",
+        " args, label, reason, expires_at, action_hash, preview) VALUES (%s, %s, %s, %s, %s, %s::jsonb,"
+        " %s::jsonb, %s, %s, now() + make_interval(secs => %s), %s, %s::jsonb) RETURNING id",
         (tenant_id, conversation_id, message_id, requested_by, function, to_json(targets), to_json(args),
-         label, reason, ttl_seconds, action_hash(tenant_id, function, targets, args))).fetchone()
+         label, reason, ttl_seconds, action_hash(tenant_id, function, targets, args),
+         None if preview is None else to_json(preview))).fetchone()
     return str(row["id"])
 
 
@@ -106,6 +108,6 @@ def get_conversation(conn: Connection, conversation_id: str) -> dict[str, Any] |
         "SELECT id, job_id, module, targets, args, status, started_at, completed_at FROM executions"
         " WHERE conversation_id = %s ORDER BY created_at", (row["id"],)).fetchall()]
     out["actions"] = [clean_row(r) for r in conn.execute(
-        "SELECT id, function, targets, args, label, status, created_at, expires_at FROM actions"
+        "SELECT id, function, targets, args, label, status, preview, created_at, expires_at FROM actions"
         " WHERE conversation_id = %s ORDER BY created_at", (row["id"],)).fetchall()]
     return out

@@ -13,6 +13,7 @@ from salt_ext.config import merge
 from salt_ext.devstack import processes
 from salt_ext.devstack.layout import Layout
 from salt_ext.devstack.postgres import StackError
+from salt_ext.jobcache import MASTER_SETTINGS
 from salt_ext.security.roles import salt_external_auth
 
 LOADER_DIRS = ("_modules", "_engines", "_runners", "_returners", "_states", "_auth", "_netapi")
@@ -82,9 +83,9 @@ def master_config(layout: Layout, extra: dict[str, Any] | None = None) -> dict[s
         "file_roots": {"base": [str(_file_roots(layout)), str(layout.repo / "formulas")]},
         "pillar_roots": {"base": [str(layout.repo / "pillar")]},
         "engines": [{"serverflow": {}}],
-        # The PostgreSQL job cache/event returner (issue 4) is opt-in until it is proven under
-        # load: with it as the default, master workers stopped answering on a loaded machine.
-        # Enable with master_job_cache: serverflow / event_return: serverflow.
+        # Jobs, returns and bus events in PostgreSQL (the serverflow returner, salt_ext.jobcache):
+        # master_job_cache / event_return: serverflow, event_return_queue batching.
+        **MASTER_SETTINGS,
         "netapi_enable_clients": ["local", "local_async", "runner", "runner_async", "wheel"],
         # sharedsecret: the dev bootstrap login; serverflow: ServerFlow users, ACL per role.
         "external_auth": {"sharedsecret": {"admin": [".*", "@runner", "@wheel", "@jobs"]},
@@ -214,10 +215,15 @@ def wait_minions(layout: Layout, minion_ids: list[str], timeout: float = 120) ->
     wait_master_ready(layout, timeout)
     answered: set[str] = set()
     client = None
+    wait = 3.0
     while time.monotonic() < deadline:
         try:
             client = client or local_client(layout)
-            ret = client.cmd(minion_ids, "test.ping", tgt_type="list", timeout=3) or {}
+            # Each round is a new job on every minion: a slow minion gets longer before the
+            # next one, not a pile of pings (a salt-minion whose in-flight jobs pile up spends
+            # its event loop joining them and stops forwarding returns).
+            ret = client.cmd(minion_ids, "test.ping", tgt_type="list", timeout=wait) or {}
+            wait = min(wait * 2, 10.0)
             answered = {m for m, r in ret.items() if r is True}
         except Exception:  # the master may still be starting (auth, sockets)
             client = None

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+from salt_ext.alerts.service import AlertService
 from salt_ext.chat.service import ChatRequest, ChatService
 from salt_ext.chat.signing import Verifier, load_key
 from salt_ext.config import load_settings
@@ -53,6 +54,10 @@ class Engine:
         self.inventory = InventoryService(self.settings, gateway, self.backend,
                                           self.submit, self._outbox.put)
         self._verifier = Verifier(load_key(opts, create=True))
+        # Alerts get one worker of their own: a minion's raise and resolve stay in order.
+        self._alert_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serverflow-alerts")
+        self.alerts = AlertService(self.settings, self.backend.db, gateway.fire)
+        self._retired: set[str] = set()  # minions whose key was deleted
         self.chat = ChatService(self.settings, self.backend.db, gateway.local_client,
                                 master_user=opts.get("user"))
         eng = self.settings["engine"]
@@ -137,6 +142,15 @@ class Engine:
             except queue.Empty:
                 break
             self.gateway.fire(transition.tag, transition.data())
+            if not self.alerts.enabled:
+                continue
+            if transition.minion_id in self._retired and transition.new == "offline":
+                # its key was deleted: decommissioned, not down; close what was open for it
+                self._alert_pool.submit(self._guarded, "alert", self.alerts.on_retired, transition.minion_id)
+                continue
+            self._retired.discard(transition.minion_id)
+            self._alert_pool.submit(self._guarded, "alert", self.alerts.on_presence,
+                                    transition.minion_id, transition.old, transition.new)
         self.inventory.tick(now)
         if self._db_backoff.due(now):
             self.submit("database", self._sync_database)
@@ -152,7 +166,13 @@ class Engine:
         if tag == CHAT_REQUEST:
             self._chat(data)
         else:
+            if tag == "salt/key" and data.get("act") == "delete" and data.get("id"):
+                self._retired.add(str(data["id"]))
             self.inventory.handle(tag, data)
+            if (self.alerts.enabled and tag.startswith("salt/job/") and "/ret/" in tag
+                    and data.get("fun") in ("disk.usage", "status.loadavg") and data.get("success", True)):
+                self._alert_pool.submit(self._guarded, "alert", self.alerts.on_return,
+                                        tag.split("/ret/", 1)[1], data["fun"], data.get("return"))
 
     def _chat(self, data: dict[str, Any]) -> None:
         try:
@@ -191,6 +211,7 @@ class Engine:
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._chat_pool.shutdown(wait=False, cancel_futures=True)
+            self._alert_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_engine(opts: dict[str, Any]) -> None:

@@ -11,8 +11,8 @@
 - ``jids``: unique jids and ``nocache`` marks without a database round trip.
 """
 
-# The master settings that turn the job cache and event store on (what `make up` sets when
-# the job cache is enabled, what the benchmark and the functional tests use).
+# The master settings that turn the job cache and event store on: the default of `make up` and
+# of the test stack (salt_ext.devstack), of the serverflow.master formula, and of the benchmark.
 MASTER_SETTINGS = {
     "master_job_cache": "serverflow",
     "event_return": "serverflow",

@@ -125,15 +125,29 @@ class JobReader:
             try:
                 yield self._connection()
             except (ServerFlowError, psycopg.Error):
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+                self._drop()
                 self._quiet_until = time.monotonic() + self.pause
                 raise
 
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def _query(self, sql: str, params: Any = ()) -> list[dict[str, Any]] | None:
-        """Rows, or None (logged) when PostgreSQL cannot answer: callers use the spool alone."""
+        """Rows, or None (logged) when PostgreSQL cannot answer: callers use the spool alone.
+
+        A connection that broke while idle (PostgreSQL restarted since the last question) is
+        replaced and the query asked again at once: only a fresh connection's failure counts.
+        """
         try:
+            if time.monotonic() >= self._quiet_until:
+                with self._lock:
+                    if self._conn is not None and not self._conn.closed:
+                        try:
+                            return list(self._conn.execute(sql, params))
+                        except (psycopg.OperationalError, psycopg.InterfaceError):
+                            self._drop()  # stale: fall through to a fresh connection
             with self.connection() as conn:
                 return list(conn.execute(sql, params))
         except (ServerFlowError, psycopg.Error) as exc:
@@ -148,10 +162,18 @@ class JobReader:
                 self._conn = None
 
     def load(self, jid: str) -> tuple[dict[str, Any], list[str]]:
-        """(load or {}, sorted minions) of one job."""
+        """(load or {}, sorted minions) of one job.
+
+        Raises ServerFlowError (SYS001) when PostgreSQL cannot answer and the spool does not
+        hold the job: ``{}`` would tell Salt the jid does not exist (LocalClient then stops
+        waiting for the job's returns), when in truth it is unknown for now.
+        """
         pending = scan(self.spool_root, "lLm", jid)
         rows = self._query("SELECT load, minions FROM salt_jobs "
-                           "WHERE tenant_id = %s AND jid = %s", (self.tenant_id, jid)) or []
+                           "WHERE tenant_id = %s AND jid = %s", (self.tenant_id, jid))
+        if rows is None and pending.load(jid) is None:
+            raise ServerFlowError("SYS001", f"job {jid} is not in the local spool and PostgreSQL "
+                                  "cannot answer now")
         row = rows[0] if rows else {}
         load = pending.loads.get(jid)
         if load is None:

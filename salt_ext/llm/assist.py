@@ -5,6 +5,8 @@ configured (the default) every call is the offline planner / template
 responder, and the metadata says so. Otherwise:
 
 - ``plan``: the hybrid planner (``planner.HybridPlanner``), offline on any LLM failure;
+- ``read_ahead``: while Salt runs, the local model reads the writer's fixed prefix (its
+  rules and the question), so the answer's first token waits only for the findings;
 - ``write``: the grounded writer (``writer.GroundedWriter``), template on any failure;
 - ``turn_meta``: provider, model, tokens, cost and fallback reasons for the message
   metadata and ``messages.tokens_used``;
@@ -23,7 +25,7 @@ from salt_ext.llm.budget import Ledger, record_usage
 from salt_ext.llm.cache import SemanticCache
 from salt_ext.llm.gateway import Gateway
 from salt_ext.llm.planner import HybridPlanner
-from salt_ext.llm.writer import GroundedWriter
+from salt_ext.llm.writer import GroundedWriter, prefix_request
 from salt_ext.pipeline import lexicon
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Turn:
     ledger: Ledger = field(default_factory=Ledger)
     plan: dict[str, Any] = field(default_factory=dict)
     answer: dict[str, Any] = field(default_factory=dict)
+    reading_ahead: threading.Thread | None = None
 
     def meta(self) -> dict[str, Any]:
         fallback = [m["fallback_reason"] for m in (self.plan, self.answer) if m.get("fallback_reason")]
@@ -127,8 +130,22 @@ class LLMAssist:
         turn.plan = meta
         return plan
 
+    def read_ahead(self, turn: Turn, question: str, plan: Any) -> None:
+        """Start reading the answer's prefix into the local model while the plan's steps run (no-op otherwise)."""
+        if (self.gateway is None or not self.writer.enabled or self.gateway.primary.config.kind != "local"
+                or plan.refused or plan.error is not None or plan.clarification
+                or not any(s.safety == "read" and not s.requires_approval for s in plan.steps)):
+            return
+        request = prefix_request(question)
+        turn.reading_ahead = threading.Thread(target=self.gateway.prefill, args=(request,),
+                                              name="serverflow-llm-read-ahead", daemon=True)
+        turn.reading_ahead.start()
+
     def write(self, turn: Turn, question: str, plan: Any, results: list[Any], inventory: dict, response: Any, *,
               on_delta: Callable[[dict[str, Any]], None] | None, tenant_id: str) -> Any:
+        if turn.reading_ahead is not None:
+            turn.reading_ahead.join()  # its tokens are the start of this prompt: nothing is read twice
+            turn.reading_ahead = None
         if not hasattr(response, "findings"):  # an error, refusal or question back: nothing to write about
             return response
         cacheable = (plan.intent in lexicon.READ_INTENTS and not plan.requires_approval)

@@ -13,13 +13,12 @@ are kept out of ``repr`` and out of ``describe()``, which is what gets logged.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from salt_ext.config import DEFAULTS
+from salt_ext.config import DEFAULTS, merge
 from salt_ext.errors import ServerFlowError
 
 PROVIDER_KINDS = ("openai", "anthropic", "openai_compatible", "local")
@@ -28,16 +27,6 @@ KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 CONTEXT_WINDOWS = {"gpt-4o": 128000, "gpt-4o-mini": 128000, "gpt-4-turbo": 128000, "gpt-4.1": 1047576,
                    "gpt-4.1-mini": 1047576, "claude-3-5-sonnet": 200000, "claude-3-5-haiku": 200000,
                    "claude-3-sonnet": 200000, "claude-sonnet-4": 200000, "claude-3-haiku": 200000}
-
-
-def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @dataclass
@@ -142,7 +131,7 @@ def _entry(value: Any, named: Mapping[str, Any], label: str) -> tuple[str, Mappi
 
 def llm_settings(settings: Mapping[str, Any] | None) -> LLMSettings:
     """The provider chain (primary first, then the fallbacks) from the effective settings."""
-    raw = _merge(DEFAULTS["llm"], (settings or {}).get("llm") or {})
+    raw = merge(DEFAULTS["llm"], (settings or {}).get("llm") or {})
     named = raw.get("providers") or {}
     chain: list[ProviderConfig] = []
     first = _entry(raw.get("primary"), named, "primary")

@@ -19,6 +19,7 @@ yields ``Chunk(reset=True)`` before the next provider starts over.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Iterator, Mapping
@@ -29,9 +30,18 @@ from salt_ext.llm.config import LLMSettings, llm_settings
 from salt_ext.llm.context import fit_request, prompt_tokens
 from salt_ext.llm.providers import Provider, build_provider
 from salt_ext.llm.reliability import CircuitBreaker, backoff_delays
-from salt_ext.llm.types import Chunk, LLMRequest, LLMResponse, ProviderError
+from salt_ext.llm.types import Chunk, LLMRequest, LLMResponse, Message, ProviderError
+from salt_ext.security.masking import mask_text
 
 log = logging.getLogger(__name__)
+
+
+def masked_request(request: LLMRequest) -> LLMRequest:
+    """``request`` with every message masked (spec §6: no secret reaches a model)."""
+    messages = [Message(m.role, mask_text(m.content)) for m in request.messages]
+    if all(a.content == b.content for a, b in zip(messages, request.messages)):
+        return request
+    return dataclasses.replace(request, messages=messages)
 
 
 class Gateway:
@@ -68,6 +78,17 @@ class Gateway:
         """The chain as it may be logged (no key), with each breaker's state."""
         return [{**p.config.describe(), "circuit": self.breaker.state(p.name)} for p in self.providers]
 
+    def prefill(self, request: LLMRequest) -> bool:
+        """Let the primary provider read ``request`` ahead (see ``Provider.prefill``); never raises."""
+        provider = self.primary
+        if self.breaker.state(provider.name) != "closed":  # never spend a half-open breaker's trial call here
+            return False
+        try:
+            return provider.prefill(masked_request(request))
+        except ProviderError as exc:
+            log.warning("serverflow: LLM %s could not read ahead: %s", provider.name, exc)
+            return False
+
     # -- calls ----------------------------------------------------------------------------
     def complete(self, request: LLMRequest, *, tenant_id: str | None = None, ledger: Ledger | None = None) -> LLMResponse:
         final = None
@@ -78,6 +99,8 @@ class Gateway:
         return final
 
     def stream(self, request: LLMRequest, *, tenant_id: str | None = None, ledger: Ledger | None = None) -> Iterator[Chunk]:
+        # The one way out to a model: secrets in questions, history, results and logs stop here.
+        request = masked_request(request)
         failures: list[dict[str, Any]] = []
         too_long: ServerFlowError | None = None
         for provider in self.providers:

@@ -2,7 +2,12 @@
 
 1. The offline pipeline runs first (normalise, entities, intent, targets,
    registry steps, policy). A refusal, an error, a question back or a plan
-   without targets is final: the LLM is not asked.
+   without targets is final: the LLM is not asked. Nor is it when the plan
+   is complete and its intent confidence reaches ``planner.trust_offline``
+   (most questions): the model would only re-propose it, and on a small CPU
+   that call is most of the answer time. It is asked when the intent is
+   unsure, or when targets were found but no registry step (read questions
+   only: it may then propose read steps).
 2. The LLM gets the question, intent, resolved targets (with their OS), the
    recent conversation and the registry functions offered for this question
    (the deterministic plan's functions, then read-only functions of the intent
@@ -37,6 +42,7 @@ from salt_ext.llm.schema import PLAN_TOOL, llm_args, plan_schema, validate
 from salt_ext.llm.types import LLMRequest, Message, Structured
 from salt_ext.pipeline import PlanResult, PlanStep, check_plan, plan_question
 from salt_ext.pipeline import lexicon
+from salt_ext.pipeline.offline import NOTHING_TO_RUN
 from salt_ext.pipeline.planner import assign_groups
 from salt_ext.pipeline.policy import check_step
 from salt_ext.registry import FunctionSpec, Registry, load_registry
@@ -174,7 +180,15 @@ class HybridPlanner:
         self.history_turns = int(cfg.get("history", 4))
         self.max_tokens = int(cfg.get("max_tokens", 200))
         self.timeout = float(cfg.get("timeout", 45))
+        # intent confidence from which a complete offline plan is used without asking the LLM (> 1: always ask)
+        self.trust_offline = float(cfg.get("trust_offline", 0.7))
         self.cache = cache
+
+    @staticmethod
+    def _unplanned(plan: PlanResult) -> bool:
+        """Targets resolved, a read question, but no registry step found: the LLM may propose read steps."""
+        return (not plan.steps and plan.intent in lexicon.READ_INTENTS
+                and plan.clarification == NOTHING_TO_RUN.get(plan.intent, NOTHING_TO_RUN["*"]))
 
     def plan(self, question: str, inventory: Sequence[Server], history: list[dict] | None = None, *,
              max_chars: int = 4000, tenant_id: str | None = None, ledger: Ledger | None = None
@@ -184,8 +198,14 @@ class HybridPlanner:
         meta: dict[str, Any] = {"planner": "offline"}
         if self.gateway is None or not self.enabled:
             return plan, meta
-        if plan.error is not None or plan.refused or plan.clarification or not plan.targets or not plan.steps:
-            meta["llm_skipped"] = "the deterministic stages answered (refusal, error, question back or nothing to run)"
+        if plan.error is not None or plan.refused or not plan.targets or (plan.clarification and not self._unplanned(plan)):
+            meta["llm_skipped"] = "the deterministic stages answered (refusal, error, question back or no target)"
+            return plan, meta
+        if plan.steps and plan.confidence >= self.trust_offline:
+            # hybrid mode: the deterministic plan is complete and sure of its intent; a model call
+            # (seconds on a small CPU) would only re-propose it, so the answer starts at once
+            meta["llm_skipped"] = (f"the offline plan is complete and confident ({plan.confidence:.2f} >= "
+                                   f"{self.trust_offline:.2f})")
             return plan, meta
         servers = [s for s in inventory if s.minion_id in set(plan.targets)]
         functions = candidate_functions(plan, servers, self.registry, self.max_candidates)
@@ -217,6 +237,8 @@ class HybridPlanner:
         if cache_key is not None and not cached:
             self.cache.store(tenant_id, question, cache_key, {"proposal": proposal})
         merged, merge_meta = merge_plan(plan, proposal, functions, servers, self.registry)
+        if merged.steps and not plan.steps:  # the LLM planned what the offline planner could not
+            merged = dataclasses.replace(merged, clarification=None)
         meta = {"planner": "hybrid", **merge_meta, "candidates": [f.name for f in functions],
                 "proposal": proposal, "plan_ms": round((time.monotonic() - started) * 1000, 1)}
         if response is not None:

@@ -2,7 +2,7 @@
 
 - ``ensure_local_model()`` runs the project's own ``scripts/local-llm.py
   --no-configure`` (install llama-cpp-python if missing, assemble and verify
-  the model) once per process and fails loudly when it cannot;
+  the model) once per process when either is missing, and fails loudly when it cannot;
 - ``LlamaServer``: ``python -m llama_cpp.server`` (OpenAI-compatible) on the model;
 - ``AnthropicServer``: ``salt_ext.llm.servers.anthropic_api`` on the model, with
   its fault-injection flags.
@@ -34,7 +34,14 @@ def server_port(n: int) -> int:
 
 @functools.lru_cache(maxsize=1)
 def ensure_local_model() -> str:
-    """The assembled 0.5B model, built by the project's script; AssertionError with the reason otherwise."""
+    """The assembled 0.5B model, built by the project's script; AssertionError with the reason otherwise.
+
+    Cached: when the model file (only ever renamed into place after its sha256 matched)
+    and llama-cpp-python are both there, the script is not run again.
+    """
+    found = local_model.find_model()
+    if found and local_model.llama_cpp_available():
+        return str(found)
     script = local_model.REPO / "scripts" / "local-llm.py"
     proc = subprocess.run([sys.executable, str(script), "--no-configure"], capture_output=True, text=True,
                           timeout=3600)

@@ -1,13 +1,18 @@
 """The grounded writer: the LLM writes the summary, the data decides whether it is kept.
 
 The template responder runs first (its findings, evidence, suggested actions
-and follow-ups stay as they are). The LLM then gets the question, the
-findings and a compact excerpt of the raw results, and writes the summary and
-what to do, streamed. The stream is released sentence by sentence: a
-sentence goes out as a ``{"type": "token"}`` delta only after its numbers and
-server names were found in the results or the inventory
-(``grounding.grounding_problems``). The first sentence that is not grounded
-stops the model; the template summary is used instead and an
+and follow-ups stay as they are). The LLM then gets the question and the
+findings (compact: the first few, details cut short; raw results only when
+``max_result_chars`` asks for them) and writes the summary and what to do,
+streamed. The request is laid out for llama.cpp's prefix reuse: the system
+rules come first and never change, then ``Question: ...``, which
+``prefix_request`` lets the local model read while Salt still runs.
+
+The stream is released word by word: a word goes out as a ``{"type": "token"}``
+delta once it is complete (the model wrote the space after it) and its numbers
+and server names were found in the results or the inventory
+(``grounding.grounding_problems``). The first word that is not grounded stops
+the model; the template summary is used instead and an
 ``{"type": "answer_reset"}`` delta tells the client to drop what it showed.
 """
 
@@ -27,13 +32,13 @@ from salt_ext.llm.grounding import grounding_problems
 from salt_ext.llm.types import LLMRequest, Message
 
 SYSTEM_RULES = (
-    "You are ServerFlow, an assistant for server operations. Answer the user's question in 2 to 4 plain "
+    "You are ServerFlow, an assistant for server operations. Answer the user's question in 2 or 3 plain "
     "sentences from the findings given: first what was found, then what to do about it. Use only numbers and "
-    "server names that appear in the findings or results; never invent values. No lists, no headings."
+    "server names that appear in the findings; never invent values. No lists, no headings."
 )
-MAX_FINDINGS = 8
-MAX_DETAIL = 160  # characters of a finding's detail (prompt tokens are what the first answer token waits for)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+MAX_FINDINGS = 5
+MAX_DETAIL = 110  # characters of a finding's detail (prompt tokens are what the first answer token waits for)
+_WORD_END = re.compile(r"\s+")
 
 Delta = Callable[[dict[str, Any]], None]
 
@@ -53,13 +58,24 @@ def results_fingerprint(results: list[Any]) -> str:
     return hashlib.sha256(json.dumps(data, default=str).encode()).hexdigest()[:24]
 
 
-def build_request(question: str, response: Any, results: list[Any], max_result_chars: int, max_tokens: int) -> LLMRequest:
-    lines = [f"Question: {question.strip()}", "Findings:"]
-    for f in response.findings[:MAX_FINDINGS]:
+def _question_line(question: str) -> str:
+    return f"Question: {question.strip()}\n"
+
+
+def prefix_request(question: str) -> LLMRequest:
+    """What every answer to ``question`` starts with (the rules, then the question), to read ahead."""
+    return LLMRequest(messages=[Message("system", SYSTEM_RULES), Message("user", _question_line(question))],
+                      max_tokens=1, temperature=0.0, purpose="answer")
+
+
+def build_request(question: str, response: Any, results: list[Any], max_result_chars: int, max_tokens: int, *,
+                  max_findings: int = MAX_FINDINGS, max_detail: int = MAX_DETAIL) -> LLMRequest:
+    lines = [_question_line(question) + "Findings:"]
+    for f in response.findings[:max_findings]:
         who = f"{f.minion_id}: " if f.minion_id else ""
         detail = f.detail if f.severity != "info" else f.detail.split(". ")[0]
-        if len(detail) > MAX_DETAIL:
-            detail = detail[:MAX_DETAIL].rsplit(" ", 1)[0] + " ..."
+        if len(detail) > max_detail:
+            detail = detail[:max_detail].rsplit(" ", 1)[0] + " ..."
         lines.append(f"- [{f.severity}] {who}{f.title}: {detail}".rstrip())
     if response.unanswered:
         lines.append(f"- no answer from: {', '.join(response.unanswered)}")
@@ -76,8 +92,10 @@ class GroundedWriter:
         self.gateway = gateway
         cfg = settings or (gateway.llm.section("writer") if gateway else {})
         self.enabled = bool(cfg.get("enabled", True))
-        self.max_tokens = int(cfg.get("max_tokens", 120))
-        self.max_result_chars = int(cfg.get("max_result_chars", 300))
+        self.max_tokens = int(cfg.get("max_tokens", 100))
+        self.max_result_chars = int(cfg.get("max_result_chars", 0))
+        self.max_findings = int(cfg.get("max_findings", MAX_FINDINGS))
+        self.max_detail = int(cfg.get("max_detail", MAX_DETAIL))
         self.timeout = float(cfg.get("timeout", 45))
         self.cache = cache
 
@@ -99,7 +117,8 @@ class GroundedWriter:
                 meta = {"writer": "llm", "cache": {"hit": True, "similarity": hit["similarity"]},
                         "first_token_ms": round((time.monotonic() - started) * 1000, 1)}
                 return dataclasses.replace(response, summary=hit["text"]), meta
-        request = build_request(question, response, results, self.max_result_chars, self.max_tokens)
+        request = build_request(question, response, results, self.max_result_chars, self.max_tokens,
+                                max_findings=self.max_findings, max_detail=self.max_detail)
         request.timeout = self.timeout
         sent: list[str] = []
         buffer = ""
@@ -133,12 +152,11 @@ class GroundedWriter:
                         final = chunk.response
                         break
                     buffer += chunk.text
-                    ok = True
-                    while ok and (m := _SENTENCE_END.search(buffer)):
-                        piece, buffer = buffer[:m.end()], buffer[m.end():]
-                        ok = release(piece)
-                    if not ok:
-                        break
+                    ends = list(_WORD_END.finditer(buffer))
+                    if ends:  # every word followed by a space is complete: check it, send it
+                        piece, buffer = buffer[:ends[-1].end()], buffer[ends[-1].end():]
+                        if not release(piece):
+                            break
             finally:
                 stream.close()
             if not problems and buffer.strip():

@@ -94,6 +94,47 @@ def _fits(type_name: str, value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class SaltCall:
+    """A function call as LocalClient publishes it."""
+
+    fun: str
+    arg: list[Any]
+    kwarg: dict[str, Any]
+
+
+def salt_call(function: str, args: Mapping[str, Any], *, dry_run: bool = False) -> SaltCall:
+    """The call for a registered function (an unknown one is passed as given, keyword args only)."""
+    spec = load_registry().get(function)
+    if spec is None:
+        if dry_run:
+            raise ValueError(f"{function} is not registered: no dry run")
+        return SaltCall(function, [], dict(args))
+    return spec.salt_call(args, dry_run=dry_run)
+
+
+@dataclass(frozen=True)
+class PreviewSpec:
+    """The read call that shows what a write without a dry run is about to change.
+
+    ``args`` maps each argument of the read ``function`` to the action's argument
+    names that can fill it (the first one the action has wins).
+    """
+
+    function: str
+    args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def bind(self, action_args: Mapping[str, Any]) -> dict[str, Any]:
+        """The read call's arguments, taken from the action's."""
+        out: dict[str, Any] = {}
+        for name, sources in self.args.items():
+            for source in sources:
+                if action_args.get(source) not in (None, "", [], {}):
+                    out[name] = action_args[source]
+                    break
+        return out
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """Everything ServerFlow knows about one Salt function."""
 
@@ -109,8 +150,10 @@ class FunctionSpec:
     role: str | None = None
     platforms: tuple[str, ...] = ("any",)
     supports_test: bool = False
+    test_arg: str = "test"
     require_one_of: tuple[str, ...] = ()
     args: dict[str, ArgSpec] = field(default_factory=dict)
+    preview: PreviewSpec | None = None
 
     @property
     def module(self) -> str:
@@ -135,6 +178,22 @@ class FunctionSpec:
             else:
                 kwargs[key] = value
         return positional, kwargs
+
+    def salt_call(self, args: Mapping[str, Any], *, dry_run: bool = False) -> SaltCall:
+        """What to publish for this function with ``args``.
+
+        State functions (``kind: state``) run through ``state.single``. With
+        ``dry_run`` the call is the function's own dry run (``test=True``, or its
+        ``test_arg``); asking a dry run of a function without one is an error.
+        """
+        if dry_run and not self.supports_test:
+            raise ValueError(f"{self.name} has no dry run (supports_test is false)")
+        arg, kwarg = self.split_args(args)
+        if dry_run:
+            kwarg[self.test_arg if self.kind == "module" else "test"] = True
+        if self.kind == "state":
+            return SaltCall("state.single", [self.name, *arg], kwarg)
+        return SaltCall(self.name, arg, kwarg)
 
     def runs_on(self, os_family: str | None) -> bool:
         """Whether this function exists on a minion of that ``os_family`` grain."""
@@ -322,9 +381,26 @@ def _parse_function(name: str, raw: Mapping[str, Any]) -> FunctionSpec:
         role=raw.get("role"),
         platforms=_tuple(raw.get("platforms")) or ("any",),
         supports_test=bool(raw.get("supports_test", False)),
+        test_arg=str(raw.get("test_arg", "test")),
         require_one_of=one_of,
         args=args,
+        preview=_parse_preview(name, raw.get("preview"), args),
     )
+
+
+def _parse_preview(name: str, raw: Any, action_args: Mapping[str, ArgSpec]) -> PreviewSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not raw.get("function"):
+        raise RegistryError(f"{name}: preview needs a function")
+    bound: dict[str, tuple[str, ...]] = {}
+    for arg, sources in (raw.get("args") or {}).items():
+        sources = _tuple(sources)
+        for source in sources:
+            if source not in action_args:
+                raise RegistryError(f"{name}: preview argument {arg!r} binds unknown argument {source!r}")
+        bound[str(arg)] = tuple(str(s) for s in sources)
+    return PreviewSpec(str(raw["function"]), bound)
 
 
 def parse_registry(data: Mapping[str, Any], path: Path | None = None) -> Registry:
@@ -339,6 +415,16 @@ def parse_registry(data: Mapping[str, Any], path: Path | None = None) -> Registr
         topics[tname] = TopicSpec(tname, intent, tuple(str(k).lower() for k in _tuple(traw.get("keywords"))))
     functions = {name: _parse_function(name, raw or {}) for name, raw in data["functions"].items()}
     for f in functions.values():
+        if f.preview is not None:
+            probe = functions.get(f.preview.function)
+            if probe is None or probe.safety != "read":
+                raise RegistryError(f"{f.name}: preview function {f.preview.function!r} is not a registered read")
+            unknown = set(f.preview.args) - set(probe.args)
+            if unknown:
+                raise RegistryError(f"{f.name}: preview passes {sorted(unknown)} that "
+                                    f"{probe.name} does not take")
+        if f.supports_test and f.kind == "module" and f.test_arg not in f.args:
+            raise RegistryError(f"{f.name}: its dry-run argument {f.test_arg!r} is not among its args")
         for t in f.topics:
             if t not in topics:
                 raise RegistryError(f"{f.name}: unknown topic {t!r}")
@@ -371,10 +457,13 @@ __all__ = [
     "FunctionSpec",
     "INTENTS",
     "NO_DEFAULT",
+    "PreviewSpec",
     "Registry",
     "RegistryError",
     "SAFETY_CLASSES",
+    "SaltCall",
     "TopicSpec",
     "load_registry",
     "parse_registry",
+    "salt_call",
 ]

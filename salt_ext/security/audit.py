@@ -155,7 +155,10 @@ def parse_since(value: Any, now: datetime | None = None) -> datetime | None:
     match = _RELATIVE.match(text)
     if match:
         now = now or datetime.now(timezone.utc)
-        return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
+        except OverflowError:
+            raise ServerFlowError("SYS003", f"since={text!r} reaches before year 1; use a shorter age") from None
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

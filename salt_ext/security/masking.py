@@ -205,6 +205,45 @@ def mask_return(function: str, data: Any) -> Any:
     return mask(data)
 
 
+def _masked_log_message(msg: Any, args: Any) -> tuple[Any, Any]:
+    """``(msg, args)`` of a log call, formatted and masked when that changes anything."""
+    if not isinstance(msg, str):
+        return msg, args
+    try:
+        values = args[0] if len(args) == 1 and isinstance(args[0], Mapping) and args[0] else args
+        text = msg % values if args else msg
+    except Exception:  # noqa: BLE001 - a broken format is logging's to report, unmasked
+        return msg, args
+    masked = mask_text(text)
+    if masked == text:
+        return msg, args
+    return masked, ()  # no args: logging will not %-format the masked text again
+
+
+def install_log_masking() -> None:
+    """Mask secrets in every log record this process creates from now on, Salt's own included.
+
+    Wraps the log record factory (which Salt sets once, at start-up) instead of
+    filtering handlers: Salt re-creates handlers in its child processes, the
+    factory is inherited. Calling it again is harmless.
+    """
+    import logging
+
+    current = logging.getLogRecordFactory()
+    if getattr(current, "serverflow_masking", False):
+        return
+
+    def factory(name, level, fn, lno, msg, args, exc_info, func=None, sinfo=None, **kwargs):
+        msg, args = _masked_log_message(msg, args)
+        record = current(name, level, fn, lno, msg, args, exc_info, func, sinfo, **kwargs)
+        if exc_info and not getattr(record, "exc_text", None):
+            record.exc_text = mask_text(logging.Formatter().formatException(exc_info)) if exc_info[0] else None
+        return record
+
+    factory.serverflow_masking = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 class SecretMaskingFilter:
     """A ``logging`` filter that masks the formatted message (and exception text) of each record.
 

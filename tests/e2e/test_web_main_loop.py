@@ -64,6 +64,8 @@ def test_main_loop_in_chromium(browser_ready, salt_stack, xss_minion):
     print("browser timings: first delta %(first_delta_ms)s ms, answer %(answer_ms)s ms" % out)
     assert out["findings"] >= 1 and out["evidence"] >= 1
     assert "service.restart" in out["action_text"] and out["operator_approve_buttons"] == 0
+    # the card shows the preview taken on the minion (restart has no dry run: its current status)
+    assert "current state from service.status" in out["action_text"]
     assert out["viewer_approve_buttons"] == 0
     assert "Approve" in out["after_cancel"]  # Cancel in the confirmation ran nothing
     assert "Action executed" in out["approved_text"] or "Action failed" in out["approved_text"]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from salt_ext.db import Database
 from salt_ext.devstack import salt_daemons, stack
+from salt_ext.devstack.layout import DEMO_MINIONS, Layout, Ports
 from salt_ext.security import identity
 
 PASSWORD = "correct-horse-battery-9"
@@ -79,3 +83,28 @@ def start_api_stack(layout) -> Client:
             break
         time.sleep(0.5)
     return client
+
+
+@contextmanager
+def own_stack(home: Path, port_offset: int, *, minions: dict[str, Any] | None = None,
+              master_extra: dict[str, Any] | None = None) -> Iterator[tuple[Layout, Client]]:
+    """A whole stack of its own (PostgreSQL, Redis, master, minions, salt-api, the role users)
+    under ``home`` on the test ports shifted by ``port_offset``; stopped on exit.
+    For programs outside pytest (the benchmarks); the tests use the conftest fixtures."""
+    layout = Layout(home, ports=Ports(postgres=25432 + port_offset, redis=26379 + port_offset,
+                                      publish=24505 + port_offset, ret=24506 + port_offset,
+                                      api=28000 + port_offset),
+                    minions=dict(minions or DEMO_MINIONS))
+    stack.down(layout)
+    for name in ("etc", "pki", "cache", "run", "srv", "var"):
+        shutil.rmtree(layout.home / name, ignore_errors=True)
+    try:
+        stack.start_services(layout, fresh_database=True)
+        answered = stack.start_salt(layout, api=False, master_extra=master_extra, timeout=400)
+        if answered != set(layout.minions):
+            raise RuntimeError(f"minions did not answer: {sorted(set(layout.minions) - answered)}")
+        client = start_api_stack(layout)
+        stack.wait_inventory(layout, sorted(answered))
+        yield layout, client
+    finally:
+        stack.down(layout)

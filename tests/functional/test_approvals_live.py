@@ -55,6 +55,10 @@ def propose_kill(opts, pid: int, user: str) -> dict:
     done = ask(opts, f"kill process {pid} on sf-web-1", user=user, timeout=120)
     (action,) = [a for a in done["actions"] if a["function"] == "ps.kill_pid"]
     assert action["args"]["pid"] == pid and action["targets"] == ["sf-web-1"]
+    # the approver sees the very process, read from the minion when it was proposed
+    preview = action["preview"]
+    assert preview["mode"] == "current_state" and preview["function"] == "ps.proc_info" and preview["jid"]
+    assert preview["returns"]["sf-web-1"]["ret"]["pid"] == pid
     return action
 
 
@@ -139,3 +143,45 @@ def test_cli_approve_refuses_unknown_and_self(salt_stack, env, victim):
     listed = json.loads(run_cli(salt_stack, "salt-run", "serverflow.actions", "--out=json").stdout)
     assert any(a["id"] == action["action_id"] for a in listed)
     assert victim.poll() is None
+
+
+def test_cli_operator_asks_admin_approves_through_eauth_and_the_chain_verifies(salt_stack, env):
+    """The issue's acceptance loop, as people run it: salt-run with Salt eauth, per person."""
+    from tests.conftest import TEST_PASSWORD
+
+    def as_user(user, *args):
+        proc = run_cli(salt_stack, "salt-run", "-a", "serverflow", "--username", user, "--password", TEST_PASSWORD,
+                       *args, "--out=json", timeout=180)
+        return proc, proc.stdout
+
+    service_name = f"sf-test-{uuid.uuid4().hex[:6]}"
+    proc, out = as_user("op@test", "serverflow.ask", f"restart {service_name} on sf-web-1", "full=True")
+    assert proc.returncode == 0, proc.stderr + out
+    done = json.loads(out)
+    (action,) = [a for a in done["actions"] if a["function"] == "service.restart"]
+    assert action["args"] == {"name": service_name} and action["targets"] == ["sf-web-1"]
+    assert action["preview"]["mode"] == "current_state" and action["preview"]["function"] == "service.status"
+    assert "sf-web-1" in action["preview"]["returns"]
+    # proposing ran nothing: no service.restart job exists for it
+    jobs = json.loads(run_cli(salt_stack, "salt-run", "jobs.list_jobs", "search_function=service.restart",
+                              "--out=json").stdout)
+    assert not [j for j in jobs.values() if service_name in json.dumps(j.get("Arguments"))]
+
+    # the operator cannot approve; an admin can, under their own name
+    proc, out = as_user("op@test", "serverflow.approve", action["action_id"])
+    # Salt's ACL (operators may not call serverflow.approve) or our AUTH003 refuses it
+    refusal = (out + proc.stderr).lower()
+    assert "auth003" in refusal or "authentication failure" in refusal or "authorization" in refusal, refusal
+    assert action["action_id"] in {a["id"] for a in env[2].pending()}  # still waiting
+    proc, out = as_user("admin@test", "serverflow.approve", action["action_id"])
+    result = json.loads(out)
+    assert result["jid"] and result["status"] in ("executed", "failed") and "sf-web-1" in result["returns"]
+
+    with Database(env[1]["database"]["url"]).tenant(env[1]["tenant_id"]) as conn:
+        rows = conn.execute("SELECT action, user_id IS NOT NULL AS has_user, details FROM audit_logs"
+                            " WHERE resource_id = %s ORDER BY id", (action["action_id"],)).fetchall()
+    assert [(r["action"], r["details"]["actor"]) for r in rows][:3] == [
+        ("action.proposed", "op@test"), ("action.approved", "admin@test"), ("action.executed", "admin@test")]
+    assert all(r["has_user"] for r in rows[:3])  # each entry is tied to the person's users row
+    proc, out = as_user("admin@test", "serverflow.audit_verify")
+    assert proc.returncode == 0 and json.loads(out)["ok"] is True, out

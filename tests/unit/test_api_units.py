@@ -47,6 +47,13 @@ def test_request_parsing_limits():
     with pytest.raises(ApiError) as media:
         Request("POST", "/x", headers={"content-type": "text/plain"}, body=b"{}").json()
     assert media.value.status == 415
+    # PostgreSQL text cannot hold NUL: refused as 400 wherever it comes (found by the contract test)
+    for bad_req, read in ((Request("GET", "/s", query={"search": "a\x00b"}), lambda r: r.arg("search")),
+                          (Request("GET", "/s", query={"tags": ["ok", "x\x00"]}), lambda r: r.args("tags")),
+                          (Request("POST", "/s", body=b'{"content": {"k": ["\\u0000"]}}'), lambda r: r.json())):
+        with pytest.raises(ApiError) as nul:
+            read(bad_req)
+        assert nul.value.status == 400 and nul.value.code == "SYS003"
 
 
 def test_translate_chat_and_server_events():

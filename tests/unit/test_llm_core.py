@@ -335,10 +335,38 @@ def test_local_llm_script_configures_the_stack_and_unconfigures(tmp_path, monkey
     monkeypatch.setattr(llm_setup, "CONFIG_FILE", tmp_path / "llm" / "llm.yaml")
     model = tmp_path / "m.gguf"
     script.configure(model)
-    master_d = yaml.safe_load((tmp_path / "etc" / "salt" / "master.d" / "llm.conf").read_text())
-    chain = llm_settings(load_settings(master_d)).providers
+    # the master reads the drop-in through Salt's own include handling, next to its serverflow block
+    (tmp_path / "etc" / "salt" / "master").write_text("serverflow:\n  database:\n    url: postgresql://db/x\n")
+    import salt.config
+
+    settings = load_settings(salt.config.master_config(str(tmp_path / "etc" / "salt" / "master")))
+    chain = llm_settings(settings).providers
     assert [(p.kind, p.model_path) for p in chain] == [("local", str(model))]
+    assert settings["database"]["url"] == "postgresql://db/x"  # the master's own block is intact
     assert llm_setup.cli_llm_block()["primary"]["model_path"] == str(model)
     script.unconfigure()
     assert not (tmp_path / "etc" / "salt" / "master.d" / "llm.conf").exists()
     assert not (tmp_path / "llm" / "llm.yaml").exists()
+
+
+# -- when the planner asks the model --------------------------------------------------------------------------
+
+
+def _dead_gateway(**planner):
+    from salt_ext.llm.gateway import Gateway
+
+    dead = {"provider": "openai_compatible", "model": "x", "base_url": "http://127.0.0.1:9/v1", "timeout": 2}
+    return Gateway(llm_settings({"llm": {"primary": dead, "retries": 0, "circuit_failures": 100,
+                                         "planner": planner}}))
+
+
+def test_a_sure_complete_offline_plan_is_not_sent_to_the_model(suite):
+    from salt_ext.llm.planner import HybridPlanner
+
+    planner = HybridPlanner(_dead_gateway())  # a call would fail with AI002: none is made
+    plan, meta = planner.plan("Why is prod-db-01 slow?", suite.fleet)
+    assert plan.steps and plan.confidence >= planner.trust_offline
+    assert meta["planner"] == "offline" and "confident" in meta["llm_skipped"] and "llm_error" not in meta
+    # asked to always plan with the model, the same question reaches it (and falls back: it is down)
+    plan2, meta2 = HybridPlanner(_dead_gateway(trust_offline=2)).plan("Why is prod-db-01 slow?", suite.fleet)
+    assert meta2["fallback_reason"].startswith("AI002") and plan2.as_dict() == plan.as_dict()

@@ -34,6 +34,14 @@ class Provider:
     def _stream(self, request: LLMRequest, deadline: float) -> Iterator[Chunk]:
         raise NotImplementedError
 
+    def prefill(self, request: LLMRequest) -> bool:
+        """Read ``request``'s messages ahead, so a later request starting with them answers sooner.
+
+        Only a model in this process can keep what it read (llama.cpp's KV cache);
+        a remote server gets nothing here (their own prompt caches need no help).
+        """
+        return False
+
     # -- shared ---------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -93,3 +101,28 @@ def parse_json(provider: str, text: str) -> Any:
         return json.loads(raw[start:end + 1])
     except json.JSONDecodeError as exc:
         raise ProviderError(provider, "bad_output", f"invalid JSON ({exc.msg}) in {text[:120]!r}") from None
+
+
+def sdk_error(name: str, exc: Exception, sdk: Any) -> ProviderError:
+    """``exc`` raised by the official ``openai`` or ``anthropic`` SDK (``sdk``) as a ProviderError.
+
+    Both SDKs share the error classes (timeout, connection, HTTP status); a 429's
+    ``retry-after`` header is kept for the gateway's backoff.
+    """
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderError(name, "timeout", "the request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError(name, "connection", str(exc.__cause__ or exc)[:200])
+    if isinstance(exc, sdk.APIStatusError):
+        status = exc.status_code
+        retry_after = None
+        try:
+            retry_after = float(exc.response.headers.get("retry-after"))
+        except (TypeError, ValueError, AttributeError):
+            pass
+        kind = ("rate_limit" if status == 429 else "auth" if status in (401, 403) else
+                "server" if status >= 500 or status in (408, 409) else "bad_request")
+        return ProviderError(name, kind, str(getattr(exc, "message", exc))[:200], status=status, retry_after=retry_after)
+    if isinstance(exc, (TypeError, ValueError)):  # a request this SDK version does not accept
+        return ProviderError(name, "bad_request", f"{type(exc).__name__}: {exc}"[:200])
+    return ProviderError(name, "connection", f"{type(exc).__name__}: {exc}"[:200])

@@ -69,6 +69,25 @@ class LocalProvider(Provider):
         model, _ = self.llama
         return len(model.tokenize((text or "").encode("utf-8"), add_bos=False, special=False))
 
+    def prefill(self, request: LLMRequest) -> bool:
+        """Evaluate ``request``'s prompt now (one token generated, discarded); False when the model is busy.
+
+        llama.cpp keeps the evaluated tokens in its KV cache, and the next call reuses
+        the longest common token prefix: a request that starts with these messages
+        only reads what comes after them.
+        """
+        model, lock = self.llama
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            model.create_chat_completion(messages=[m.as_dict() for m in request.messages], max_tokens=1,
+                                         temperature=0.0)
+            return True
+        except Exception as exc:  # noqa: BLE001 - reading ahead is an optimisation only
+            raise ProviderError(self.name, "bad_request", f"{type(exc).__name__}: {exc}"[:200]) from exc
+        finally:
+            lock.release()
+
     def _stream(self, request: LLMRequest, deadline: float) -> Iterator[Chunk]:
         max_tokens, temperature, timeout = self.limits(request)
         model, lock = self.llama

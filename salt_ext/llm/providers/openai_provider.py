@@ -21,30 +21,14 @@ import time
 from typing import Any, Iterator
 
 from salt_ext.llm.config import ProviderConfig
-from salt_ext.llm.providers.base import Provider
+from salt_ext.llm.providers.base import Provider, sdk_error
 from salt_ext.llm.types import Chunk, LLMRequest, ProviderError, Usage
 
 
 def _error(name: str, exc: Exception) -> ProviderError:
     import openai
 
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(name, "timeout", "the request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError(name, "connection", str(exc.__cause__ or exc)[:200])
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = None
-        try:
-            retry_after = float(exc.response.headers.get("retry-after"))
-        except (TypeError, ValueError, AttributeError):
-            pass
-        kind = ("rate_limit" if status == 429 else "auth" if status in (401, 403) else
-                "server" if status >= 500 or status in (408, 409) else "bad_request")
-        return ProviderError(name, kind, str(getattr(exc, "message", exc))[:200], status=status, retry_after=retry_after)
-    if isinstance(exc, (TypeError, ValueError)):  # a request this SDK version does not accept
-        return ProviderError(name, "bad_request", f"{type(exc).__name__}: {exc}"[:200])
-    return ProviderError(name, "connection", f"{type(exc).__name__}: {exc}"[:200])
+    return sdk_error(name, exc, openai)
 
 
 class OpenAIProvider(Provider):

@@ -343,6 +343,37 @@ def test_reads_see_unflushed_rows_and_survive_a_missing_database(caches, tenant_
     assert down.writer.stats["dropped"] == 0 and "unreachable" in down.writer.stats["last_error"]
 
 
+def test_a_reader_outlives_a_dropped_connection_and_never_calls_a_job_missing(caches, tenant_id,
+                                                                            services, tmp_path):
+    """LocalClient asks ``get_load`` right after publishing and stops waiting for returns when
+    it gets ``{}``: a reader whose connection PostgreSQL dropped while idle must reconnect and
+    answer, and one that cannot reach PostgreSQL must not call a job that may exist unknown."""
+    from salt_ext.errors import ServerFlowError
+
+    cache = caches(tenant_id)
+    jid = cache.prep_jid()
+    cache.save_load(jid, {"jid": jid, "fun": "test.ping", "arg": [], "tgt": "*",
+                          "tgt_type": "glob", "user": "root"}, ["m1"])
+    assert cache.flush(30)  # in PostgreSQL only: the spool no longer holds it
+    assert cache.get_load(jid)["fun"] == "test.ping"
+    backend = cache.reader._conn.info.backend_pid
+    with psycopg.connect(services.dsn("super", "serverflow"), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (backend,)).fetchone()[0]
+    time.sleep(0.2)
+    assert cache.get_load(jid)["fun"] == "test.ping"  # reconnected at once, same answer
+    assert cache.get_load(new_jid()) == {}  # a jid nobody published: unknown, truly
+
+    down = caches(tenant_id, dsn="postgresql://serverflow_app:x@127.0.0.1:1/serverflow",
+                  cachedir=tmp_path / "down")
+    with pytest.raises(ServerFlowError) as raised:
+        down.get_load(jid)  # neither the spool nor the database can say
+    assert raised.value.code == "SYS001"
+    spooled = down.prep_jid()
+    down.save_load(spooled, {"jid": spooled, "fun": "test.echo", "arg": ["x"], "tgt": "*",
+                             "tgt_type": "glob", "user": "root"}, ["m1"])
+    assert down.get_load(spooled)["fun"] == "test.echo"  # the spool answers alone
+
+
 # -- a full spool disk ------------------------------------------------------------------------
 SPOOL_FS_BYTES = 128 * 1024
 

@@ -67,8 +67,9 @@ def anthropic_server(model, tmp_path_factory):
 
 
 def gateway(*providers, **raw) -> Gateway:
+    # trust_offline > 1: the planner asks the model even when the offline plan is sure (what is tested here)
     block = {"primary": providers[0], "fallback": list(providers[1:]), "retries": 1, "backoff": 0.2,
-             "backoff_max": 2, "planner": {"timeout": SLOW}, "writer": {"timeout": SLOW}, **raw}
+             "backoff_max": 2, "planner": {"timeout": SLOW, "trust_offline": 2}, "writer": {"timeout": SLOW}, **raw}
     return Gateway(llm_settings({"llm": block}))
 
 
@@ -218,7 +219,7 @@ def test_server_killed_mid_stream_falls_back(model, tmp_path):
         gw = gateway({"provider": "anthropic", "model": "m", "base_url": doomed.base_url, "name": "doomed",
                       "timeout": SLOW}, local_cfg(model), retries=0)
         request = LLMRequest(messages=[Message("user", "Write a long essay about disks and filesystems.")],
-                             max_tokens=400)
+                             max_tokens=60)
         seen, resets = [], 0
         for chunk in gw.stream(request):
             if chunk.reset:

@@ -23,7 +23,7 @@ import pytest
 
 from salt_ext.devstack import processes, salt_daemons
 from tests.functional.saltcli import run_json, wait_for
-from tests.pending.returner_stack import restart_master, switch_to, uses_serverflow
+from tests.functional.returner_stack import restart_master, switch_to, uses_serverflow
 
 pytestmark = pytest.mark.functional
 

