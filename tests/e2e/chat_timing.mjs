@@ -2,23 +2,14 @@
 // new conversation, timing (in the page, performance.now) from pressing Send to the first
 // streamed delta shown and to the complete answer. Prints one JSON line.
 // Usage: node chat_timing.mjs <base url> <config json: email, password, question, runs>
-import { chromium } from "playwright-core";
+import { launch, runScenario, scriptArgs, signIn } from "./harness.mjs";
 
-const [base, configJson] = process.argv.slice(2);
-const cfg = JSON.parse(configJson);
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const { base, cfg } = scriptArgs();
+const browser = await launch();
 const out = { runs: [] };
-try {
+await runScenario(browser, out, async () => {
   const page = await (await browser.newContext()).newPage();
-  await page.goto(base + "/ui/");
-  await page.getByLabel("E-mail").fill(cfg.email);
-  await page.getByLabel("Password", { exact: true }).fill(cfg.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByText(cfg.email + " (").waitFor({ timeout: 20000 });
+  await signIn(page, base, cfg.email, cfg.password);
   for (let i = 0; i < cfg.runs + 1; i++) {  // the first run warms up and is not counted
     // the previous answer is shown before its stream closes; Send is enabled again after that
     await page.locator("#send:not([disabled])").waitFor({ timeout: 60000 });
@@ -47,11 +38,4 @@ try {
     }), cfg.question);
     if (i > 0) out.runs.push(r);
   }
-  out.ok = true;
-} catch (err) {
-  out.ok = false;
-  out.error = String(err && err.stack || err);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(out));
+});

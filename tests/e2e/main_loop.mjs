@@ -1,17 +1,12 @@
 // The web app's main loop in headless Chromium (Debian's, driven by playwright-core).
 // Usage: node main_loop.mjs <base url> <config json>; prints one JSON line of results.
-import { chromium } from "playwright-core";
+import { launch, runScenario, scriptArgs, signIn as signInPage } from "./harness.mjs";
 
-const [base, configJson] = process.argv.slice(2);
-const cfg = JSON.parse(configJson);
+const { base, cfg } = scriptArgs();
 const out = { steps: [] };
 const step = (name, extra = {}) => out.steps.push({ name, t: Date.now(), ...extra });
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const dialogs = [];
 async function signIn(email) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -19,15 +14,11 @@ async function signIn(email) {
   page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });  // an alert() would mean XSS
   const cspErrors = [];
   page.on("console", (m) => { if (m.type() === "error") cspErrors.push(m.text()); });
-  await page.goto(base + "/ui/");
-  await page.getByLabel("E-mail").fill(email);
-  await page.getByLabel("Password", { exact: true }).fill(cfg.password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByText(email + " (").waitFor({ timeout: 20000 });
+  await signInPage(page, base, email, cfg.password);
   return { ctx, page, cspErrors };
 }
 
-try {
+await runScenario(browser, out, async () => {
   // 1. operator: ask a diagnostic question, see streamed findings
   const op = await signIn(cfg.operator);
   step("operator signed in");
@@ -91,11 +82,4 @@ try {
   out.injected_img += await admin.page.locator("#server-detail img").count();
   out.dialogs = dialogs;
   out.csp_errors = [...op.cspErrors, ...admin.cspErrors].filter((t) => /Content Security Policy/.test(t));
-  out.ok = true;
-} catch (err) {
-  out.ok = false;
-  out.error = String(err && err.stack || err);
-} finally {
-  await browser.close();
-  console.log(JSON.stringify(out));
-}
+});

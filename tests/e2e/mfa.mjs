@@ -2,11 +2,10 @@
 // (pyotp): this script prints {"need_code": "<secret>", "for": "confirm"|"login"} and reads one
 // line with the code from stdin. Ends with one JSON line of results.
 // Usage: node mfa.mjs <base url> <config json: email, password, screenshots?>
-import { chromium } from "playwright-core";
 import readline from "node:readline";
+import { fillSignIn, launch, runScenario, scriptArgs } from "./harness.mjs";
 
-const [base, configJson] = process.argv.slice(2);
-const cfg = JSON.parse(configJson);
+const { base, cfg } = scriptArgs();
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 async function askCode(secret, purpose) {
   console.log(JSON.stringify({ need_code: secret, for: purpose }));
@@ -14,24 +13,16 @@ async function askCode(secret, purpose) {
   return String(value).trim();
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const out = { dialogs: [], console_errors: [] };
-try {
+await runScenario(browser, out, async () => {
   const ctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const page = await ctx.newPage();
   page.on("dialog", (d) => { out.dialogs.push(d.message()); d.dismiss(); });
   page.on("console", (m) => {  // a refused sign-in (401) is logged by Chromium as a failed load: expected
     if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) out.console_errors.push(m.text());
   });
-  const signIn = async () => {
-    await page.getByLabel("E-mail").fill(cfg.email);
-    await page.getByLabel("Password", { exact: true }).fill(cfg.password);
-    await page.getByRole("button", { name: "Sign in" }).click();
-  };
+  const signIn = () => fillSignIn(page, cfg.email, cfg.password);
   await page.goto(base + "/ui/");
   await signIn();
   await page.getByText(cfg.email + " (").waitFor({ timeout: 20000 });
@@ -62,12 +53,5 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByText(cfg.email + " (").waitFor({ timeout: 20000 });
   out.signed_in = true;
-  out.ok = true;
-} catch (err) {
-  out.ok = false;
-  out.error = String(err && err.stack || err);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(out));
+});
 process.exit(0);
