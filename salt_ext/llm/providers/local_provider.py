@@ -9,6 +9,7 @@ llama.cpp context is not thread-safe).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -49,6 +50,16 @@ def load_model(path: str, n_ctx: int = 4096, n_threads: int | None = None, cache
                 model.set_cache(llama_cpp.LlamaRAMCache(capacity_bytes=int(cache_mb) << 20))
             _MODELS[key] = (model, threading.Lock())
         return _MODELS[key]
+
+
+@atexit.register
+def _close_models() -> None:
+    # Close while the interpreter is whole: llama-cpp-python's own __del__ runs too late at
+    # exit (its C bindings are already gone) and prints a TypeError traceback.
+    with _LOAD_LOCK:
+        for model, _ in _MODELS.values():
+            model.close()
+        _MODELS.clear()
 
 
 class LocalProvider(Provider):
