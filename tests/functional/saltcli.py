@@ -6,7 +6,8 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -65,3 +66,22 @@ class EventListener:
 
     def close(self) -> None:
         self.event.destroy()
+
+
+@contextmanager
+def added_minion(layout: Layout, minion_id: str, tags: list[str]) -> Iterator["EventListener"]:
+    """A minion beyond the stack's own, configured (not started) with a bus listener already
+    open; afterwards it is stopped and its key deleted, so the next test never sees it."""
+    from salt_ext.devstack import salt_daemons
+
+    layout.minions[minion_id] = {"tags": list(tags), "services": []}
+    salt_daemons.write_minion_config(layout, minion_id)
+    listener = EventListener(layout)
+    try:
+        yield listener
+    finally:
+        listener.close()
+        salt_daemons.stop_minion(layout, minion_id)
+        del layout.minions[minion_id]
+        run_cli(layout, "salt-key", "-d", minion_id, "-y")
+

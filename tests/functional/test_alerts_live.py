@@ -15,7 +15,7 @@ import pytest
 from salt_ext.db import Database
 from salt_ext.devstack import salt_daemons, stack
 from tests.functional.api_stack import start_api_stack
-from tests.functional.saltcli import EventListener, run_cli, wait_for
+from tests.functional.saltcli import added_minion, wait_for
 
 pytestmark = pytest.mark.functional
 
@@ -63,17 +63,10 @@ def api(salt_stack):
 
 @pytest.fixture
 def alert_minion(salt_stack):
-    layout = salt_stack
-    layout.minions[MINION] = {"tags": ["test", "alerting"], "services": []}
-    salt_daemons.write_minion_config(layout, MINION)
-    listener = EventListener(layout)
-    salt_daemons.start_minion(layout, MINION)
-    assert listener.wait(f"serverflow/server/{MINION}/connected", 90) is not None
-    yield layout
-    listener.close()
-    salt_daemons.stop_minion(layout, MINION)
-    del layout.minions[MINION]
-    run_cli(layout, "salt-key", "-d", MINION, "-y")
+    with added_minion(salt_stack, MINION, ["test", "alerting"]) as listener:
+        salt_daemons.start_minion(salt_stack, MINION)
+        assert listener.wait(f"serverflow/server/{MINION}/connected", 90) is not None
+        yield salt_stack
 
 
 def test_offline_minion_alert_reaches_its_tenant_and_scope_only(api, alert_minion):

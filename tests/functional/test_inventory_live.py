@@ -7,7 +7,8 @@ import os
 import pytest
 
 from salt_ext.devstack import postgres, salt_daemons, stack
-from tests.functional.saltcli import EventListener, config_variant, run_cli, run_json, wait_for
+from tests.functional.saltcli import config_variant, run_cli, run_json, wait_for
+from tests.functional.saltcli import added_minion
 
 pytestmark = pytest.mark.functional
 
@@ -61,15 +62,8 @@ def test_unknown_server_is_srv001_with_near_matches(salt_stack):
 @pytest.fixture
 def extra_minion(salt_stack):
     """A third minion the test starts and stops; its key is deleted afterwards."""
-    layout = salt_stack
-    layout.minions[EXTRA] = {"tags": ["test", "extra"], "services": []}
-    salt_daemons.write_minion_config(layout, EXTRA)
-    listener = EventListener(layout)
-    yield layout, listener
-    listener.close()
-    salt_daemons.stop_minion(layout, EXTRA)
-    del layout.minions[EXTRA]
-    run_cli(layout, "salt-key", "-d", EXTRA, "-y")
+    with added_minion(salt_stack, EXTRA, ["test", "extra"]) as listener:
+        yield salt_stack, listener
 
 
 def test_new_minion_appears_then_goes_offline_and_back(extra_minion):
