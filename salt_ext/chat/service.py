@@ -186,7 +186,8 @@ class ChatService:
 
     def _answer(self, request: ChatRequest, plan: PlanResult, results: list[Any],
                 inventory: dict[str, dict]) -> Any:
-        if plan.error is not None or plan.clarification or plan.refused:
+        only_writes = bool(plan.steps) and all(s.requires_approval for s in plan.steps)
+        if plan.error is not None or plan.clarification or plan.refused or only_writes:
             return _PlainAnswer(plan)
         return respond(request.message, plan.intent or "", results, inventory=inventory)
 
@@ -322,4 +323,8 @@ class _PlainAnswer:
             return text
         if plan.refused:
             return "Refused: this request is not allowed."
+        if plan.steps and all(s.requires_approval for s in plan.steps) and not plan.clarification:
+            asked = "; ".join(f"{s.function} on {', '.join(s.targets)}" for s in plan.steps)
+            return (f"Nothing has run: this changes servers, so it waits for the approval of someone "
+                    f"allowed to approve it. Proposed: {asked}.")
         return plan.clarification or ""

@@ -93,6 +93,7 @@ def test_write_request_is_proposed_never_run(inventory_online):
     assert rc == 0 and done["plan"]["requires_approval"] is True
     (action,) = [a for a in done["actions"] if a["function"] == "service.restart"]
     assert action["targets"] == ["sf-web-1"] and action["args"] == {"name": "nginx"}
+    assert done["text"].startswith("Nothing has run") and "service.restart on sf-web-1" in done["text"]
     rows = db_rows(layout, "SELECT status FROM actions WHERE id = %s", action["action_id"])
     assert rows == [("proposed",)]
     ran = db_rows(layout, "SELECT count(*) FROM executions WHERE conversation_id = %s AND module = 'service.restart'",

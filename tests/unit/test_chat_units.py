@@ -101,3 +101,14 @@ def test_unsupported_questions_say_what_can_be_asked():
     assert "restart a service" in plan.clarification and "metrics" in plan.clarification
     # a question about a named server is never "unsupported": it gets a health check
     assert plan_question("how is web-1 doing?", fleet).steps
+
+
+def test_a_write_only_plan_says_nothing_ran_and_what_waits():
+    from salt_ext.chat.service import _PlainAnswer
+
+    plan = PlanResult(question="restart nginx on web-1", requires_approval=True, steps=[
+        PlanStep("service.restart", ["web-1"], {"name": "nginx"}, "write", True)])
+    text = _PlainAnswer(plan).as_text()
+    assert text.startswith("Nothing has run") and "service.restart on web-1" in text
+    mixed = PlanResult(question="x", steps=[PlanStep("service.status", ["web-1"], {"name": "nginx"}, "read", False)])
+    assert _PlainAnswer(mixed).as_text() == ""  # a read plan is answered by the responder, not here
