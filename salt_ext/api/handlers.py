@@ -256,7 +256,8 @@ class Api:
             raise ApiError(denied.code, denied.message)
         preview = preview_actions(self.client_factory, [{"function": step.function, "targets": [minion],
                                                           "args": dict(step.args)}],
-                                  timeout=float(timeout), skip=[minion] if server.status == "offline" else [])[0]
+                                  timeout=float(self.settings["chat"]["step_timeout"]),
+                                  skip=[minion] if server.status == "offline" else [])[0]
         with self.db.tenant(self.tenant_id) as conn:
             action_id = chat_store.propose_action(
                 conn, self.tenant_id, conversation_id=None, message_id=None, requested_by=principal.name,

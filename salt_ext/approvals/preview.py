@@ -36,11 +36,9 @@ def preview_step(function: str, targets: list[str], args: dict[str, Any]) -> tup
     if spec.supports_test:
         return "dry_run", PlanStep(function=function, targets=list(targets), args=dict(args),
                                    safety="write", requires_approval=True)
-    if spec.preview is not None:
-        probe = load_registry().get(spec.preview.function)
+    if spec.preview is not None:  # the registry guarantees a registered read
         return "current_state", PlanStep(function=spec.preview.function, targets=list(targets),
-                                         args=spec.preview.bind(args), safety=probe.safety if probe else "read",
-                                         requires_approval=False)
+                                         args=spec.preview.bind(args), safety="read", requires_approval=False)
     return "none", None
 
 
