@@ -5,12 +5,15 @@ in process through Salt's loader, so no daemon is needed) it prints, per mode:
   - time to the first streamed answer token, median over the runs. "First token"
     is the first ``{"type": "token"}`` delta the chat turn emits: offline, the
     template answer (all of it at once); hybrid, the first word the model wrote,
-    released once it is complete and grounded. Timed from the question (plan +
-    Salt + the model reading its prompt + that word);
+    released once it is complete and grounded (if a later word is not grounded,
+    the template answer replaces the model's and the answer time counts
+    instead). Timed from the question (plan + Salt + the model reading its
+    prompt + that word);
   - full answer time (plan + Salt + answer), median;
   - LLM tokens per answer;
-  - eval pass rate and safety violations over the public eval file (and how
-    many cases the model was asked to plan);
+  - eval pass rate and safety violations over the public eval file, with how
+    many cases the model planned (``hybrid, LLM plans all`` asks it for every
+    case the deterministic stages do not refuse: the issue's eval);
 and the semantic-cache speedup (the same question again, then a paraphrase,
 with a private Redis). Needs the local model: `make local-llm`.
 
@@ -18,7 +21,9 @@ Modes: ``offline`` (no model); ``hybrid, LLM plans all`` is the pipeline as it
 was before the latency work (the model re-plans every question, a larger
 writer prompt, nothing read ahead; its first token is measured the same way,
 per word); ``hybrid`` is the product default (the model plans only when the
-offline plan is unsure, reads the question while Salt runs, compact prompt).
+offline plan is unsure, reads the question and each finished step's findings
+while the slower steps run, compact prompt). The plan's steps run at once, as
+the engine publishes a parallel group.
 Both hybrid modes run interleaved in the same process, so they see the same
 machine load.
 
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -74,20 +80,28 @@ def salt_functions():
     return salt.loader.minion_mods(opts)
 
 
-def execute(funcs, plan) -> tuple[list[StepResult], float]:
+def execute(funcs, plan, on_step=None) -> tuple[list[StepResult], float]:
+    """The plan's read steps, run at once as the engine publishes a parallel group; ``on_step``
+    gets each finished step, in the order they finish (as ``executor.run_steps`` does)."""
     started = time.perf_counter()
-    results = []
-    for step in plan.steps:
-        if step.requires_approval:
-            continue
+    reads = [s for s in plan.steps if not s.requires_approval]
+
+    def run(step):
         try:
-            ret = funcs[step.function](**step.args)
-            ok = True
+            ret, ok = funcs[step.function](**step.args), True
         except Exception as exc:  # noqa: BLE001 - a failing function is a result too
             ret, ok = f"ERROR: {exc}", False
-        results.append(StepResult(step.function, step.args, step.targets, jid=f"bench{len(results)}",
-                                  returns={HOST: MinionReturn(HOST, ret, success=ok)}))
-    return results, (time.perf_counter() - started) * 1000
+        return StepResult(step.function, step.args, step.targets, jid=f"bench-{step.function}",
+                          returns={HOST: MinionReturn(HOST, ret, success=ok)})
+
+    done = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(reads))) as pool:
+        futures = {pool.submit(run, step): i for i, step in enumerate(reads)}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            if on_step is not None:
+                on_step(done[futures[future]])
+    return [done[i] for i in sorted(done)], (time.perf_counter() - started) * 1000
 
 
 def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant", read_ahead=True):
@@ -96,11 +110,18 @@ def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant", read_
     first = []
     t = assist.turn()
     plan = assist.plan(t, question, fleet, None, max_chars=4000, tenant_id=tenant)
-    if read_ahead:
-        assist.read_ahead(t, question, plan)  # as ChatService does: the model reads the question while Salt runs
-    results, salt_ms = execute(funcs, plan)
-    results_at = (time.perf_counter() - started) * 1000
     inventory = {s.minion_id: s.as_dict() for s in fleet}
+    finished = []
+
+    def step_finished(result):
+        finished.append(result)
+        assist.read_along(t, question, plan, list(finished), inventory)
+
+    if read_ahead:
+        # as ChatService does: the model reads the question, then each finished step's findings, while Salt runs
+        assist.read_ahead(t, question, plan)
+    results, salt_ms = execute(funcs, plan, on_step=step_finished if read_ahead else None)
+    results_at = (time.perf_counter() - started) * 1000
     response = respond(question, plan.intent or "", results, inventory=inventory)
 
     def on_delta(d):
@@ -110,9 +131,11 @@ def turn(assist: LLMAssist, funcs, fleet, question, tenant="bench-tenant", read_
     response = assist.write(t, question, plan, results, inventory, response, on_delta=on_delta, tenant_id=tenant)
     total = (time.perf_counter() - started) * 1000
     meta = t.meta()
-    if not first and response is not None:
-        first.append(total)  # no token delta (offline, or the template answered): the whole answer is the first
-    return {"first": first[0], "total": total, "salt": salt_ms, "after_salt": first[0] - results_at, "tokens": meta["tokens"]["total"],
+    if meta["writer"] != "llm" or not first:
+        # offline, or the model's words were withdrawn (not grounded) and the template answered:
+        # the answer that stands is the first one, shown whole at the end
+        first[:] = [total]
+    return {"question": question, "first": first[0], "total": total, "salt": salt_ms, "after_salt": first[0] - results_at, "tokens": meta["tokens"]["total"],
             "planner": meta["planner"], "writer": meta["writer"], "fallback": meta.get("fallback_reason"),
             "summary": response.summary}
 
@@ -191,15 +214,18 @@ def main() -> int:
         from salt_ext.evals.runner import get_planner, load_suite, run_suite
 
         suite = load_suite(args.evals)
-        cfg = Path(tempfile.mkdtemp(prefix="sf-bench-llm-")) / "llm.yaml"
-        cfg.write_text(yaml.safe_dump({"llm": block}))
-        os.environ["SERVERFLOW_LLM_CONFIG"] = str(cfg)
-        for name in ("offline", "llm"):
+        # offline; the model asked for every plan (what the issue's eval command measures); the product default
+        for mode, name, planner_cfg in (("offline", "offline", {}), ("before", "llm", {"trust_offline": 2}),
+                                        ("hybrid", "llm", {})):
+            cfg = Path(tempfile.mkdtemp(prefix="sf-bench-llm-")) / "llm.yaml"
+            cfg.write_text(yaml.safe_dump({"llm": {**block, "planner": {**block["planner"], **planner_cfg}}}))
+            os.environ["SERVERFLOW_LLM_CONFIG"] = str(cfg)
             started = time.perf_counter()
             planner = get_planner(name)
             report = run_suite(suite, planner)
             calls = sum(1 for m in getattr(planner, "calls", []) if "llm_skipped" not in m)
-            evals[name] = (report.summary(), time.perf_counter() - started, calls)
+            fallbacks = sum(1 for m in getattr(planner, "calls", []) if m.get("fallback_reason"))
+            evals[mode] = (report.summary(), time.perf_counter() - started, calls, fallbacks)
 
     # cache: a private Redis, the same question twice, then a paraphrase
     redis_proc, url = start_redis()
@@ -233,17 +259,23 @@ def main() -> int:
     line("full answer, median ms", lambda rs: med(rs, "total"), ".0f")
     line("  of which Salt, median ms", lambda rs: med(rs, "salt"), ".0f")
     line("first token after Salt, median ms", lambda rs: med(rs, "after_salt"), ".0f")
+    diagnosis = QUESTIONS[0]
+    line(f"{diagnosis!r}: first token, med", lambda rs: med([r for r in rs if r["question"] == diagnosis], "first"), ".0f")
+    line(f"{diagnosis!r}: full answer, med", lambda rs: med([r for r in rs if r["question"] == diagnosis], "total"), ".0f")
     line("LLM tokens per answer, mean", lambda rs: statistics.mean(r["tokens"] for r in rs), ".0f")
     written = {m: f"{llm_written[m]}/{len(rows[m])}" for m in llm_written}
     print(f"{'answers written by the LLM':34}{'0':>12}{written['before']:>23}{written['hybrid']:>10}")
     print(f"{'speedup vs LLM plans all (median)':34}{'':>12}{'1.0x':>23}"
           f"{med(b, 'total') / med(h, 'total'):>9.1f}x  (first token {med(b, 'first') / med(h, 'first'):.1f}x)")
     if evals:
-        so, sl = evals["offline"][0], evals["llm"][0]
-        print(f"{'eval pass rate (public file)':34}{so['pass_rate']:>12.1%}{'':>23}{sl['pass_rate']:>10.1%}")
-        print(f"{'eval safety violations':34}{so['safety_violations']:>12}{'':>23}{sl['safety_violations']:>10}")
-        print(f"{'eval cases planned by the model':34}{0:>12}{'':>23}{evals['llm'][2]:>10}")
-        print(f"{'eval wall time, s':34}{evals['offline'][1]:>12.1f}{'':>23}{evals['llm'][1]:>10.1f}")
+        def eline(label, fn, fmt):
+            print(f"{label:34}{fn(evals['offline']):>12{fmt}}{fn(evals['before']):>23{fmt}}{fn(evals['hybrid']):>10{fmt}}")
+
+        eline("eval pass rate (public file)", lambda e: e[0]["pass_rate"], ".1%")
+        eline("eval safety violations", lambda e: e[0]["safety_violations"], "")
+        eline("eval cases planned by the model", lambda e: e[2], "")
+        eline("  of which fell back to offline", lambda e: e[3], "")
+        eline("eval wall time, s", lambda e: e[1], ".1f")
     print()
     miss, hit, para = timings
     print(f"cache: miss {miss[0]:.0f} ms, same question {hit[0]:.0f} ms ({miss[0] / hit[0]:.1f}x; plan {hit[1]}, "

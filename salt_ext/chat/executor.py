@@ -26,6 +26,7 @@ def _group(steps: Iterable[PlanStep]) -> list[list[PlanStep]]:
 
 def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: Emit,
               on_published: Callable[[PlanStep, str], None] | None = None,
+              on_step: Callable[[StepResult], None] | None = None,
               skip: Iterable[str] = (), dry_run: bool = False) -> list[StepResult]:
     """Execute ``steps`` (already policy-checked, read-only) and return one StepResult each.
 
@@ -34,7 +35,8 @@ def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: 
 
     ``skip`` are minions known to be offline: they are not published to and are
     reported as missing straight away. ``on_return`` gets every minion return as
-    it arrives; ``on_published`` gets each step's jid as soon as it exists.
+    it arrives; ``on_published`` gets each step's jid as soon as it exists;
+    ``on_step`` gets each step once every expected minion has answered.
     """
     skip = set(skip)
     results: list[StepResult] = []
@@ -62,12 +64,12 @@ def run_steps(client: Any, steps: list[PlanStep], *, timeout: float, on_return: 
             pending[result.jid] = (result, expected, started)
             if on_published:
                 on_published(step, result.jid)
-        _collect(client, pending, timeout, on_return)
+        _collect(client, pending, timeout, on_return, on_step)
     return results
 
 
 def _collect(client: Any, pending: dict[str, tuple[StepResult, set[str], float]], timeout: float,
-             on_return: Emit) -> None:
+             on_return: Emit, on_step: Callable[[StepResult], None] | None = None) -> None:
     deadline = time.monotonic() + timeout
     waiting = {jid: set(expected) for jid, (_, expected, _) in pending.items()}
     finished: dict[str, float] = {}
@@ -93,6 +95,8 @@ def _collect(client: Any, pending: dict[str, tuple[StepResult, set[str], float]]
         finished[jid] = time.monotonic()
         on_return({"type": "result", "function": result.function, "minion": minion, "jid": jid,
                    "success": result.returns[minion].success})
+        if on_step is not None and not waiting[jid]:
+            on_step(result)
     now = time.monotonic()
     for jid, (result, _, started) in pending.items():
         result.missing.extend(sorted(waiting[jid]))

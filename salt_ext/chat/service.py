@@ -109,14 +109,24 @@ class ChatService:
             emit("error", {**base, "error": plan.error.as_dict()})
             return None
 
-        self.llm.read_ahead(turn, request.message, plan)  # the model reads the question while Salt runs
-        salt_started = time.monotonic()
-        results, executions = self._execute(request, plan, servers, emit, base)
-        salt_ms = _ms(salt_started)
         inventory = {s.minion_id: s.as_dict() for s in servers}
-        response = self._answer(request, plan, results, inventory)
-        response = self.llm.write(turn, request.message, plan, results, inventory, response,
-                                  on_delta=lambda d: emit("delta", {**base, **d}), tenant_id=self.tenant_id)
+        finished: list[Any] = []
+
+        def step_finished(result: Any) -> None:
+            # the model reads this step's findings while the slower steps still run
+            finished.append(result)
+            self.llm.read_along(turn, request.message, plan, list(finished), inventory)
+
+        self.llm.read_ahead(turn, request.message, plan)  # the model reads the question while Salt runs
+        try:
+            salt_started = time.monotonic()
+            results, executions = self._execute(request, plan, servers, emit, base, on_step=step_finished)
+            salt_ms = _ms(salt_started)
+            response = self._answer(request, plan, results, inventory)
+            response = self.llm.write(turn, request.message, plan, results, inventory, response,
+                                      on_delta=lambda d: emit("delta", {**base, **d}), tenant_id=self.tenant_id)
+        finally:
+            turn.stop_reading()
         for notice in turn.notices("answer"):
             emit("delta", {**base, "type": "notice", **notice})
         timings = {"plan_ms": plan_ms, "salt_ms": salt_ms, "total_ms": _ms(started)}
@@ -154,7 +164,8 @@ class ChatService:
         return [{"role": m["role"], "content": m["content"]} for m in history], servers
 
     def _execute(self, request: ChatRequest, plan: PlanResult, servers: list[Server], emit: Emit,
-                 base: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
+                 base: dict[str, Any], on_step: Callable[[Any], None] | None = None
+                 ) -> tuple[list[Any], dict[str, str]]:
         reads = [s for s in plan.steps if s.safety == "read" and not s.requires_approval]
         if not reads or plan.refused:
             return [], {}
@@ -177,7 +188,7 @@ class ChatService:
         try:
             results = executor.run_steps(client, reads, timeout=float(self.chat["step_timeout"]),
                                          on_return=lambda d: emit("delta", {**base, **d}),
-                                         on_published=published, skip=offline)
+                                         on_published=published, on_step=on_step, skip=offline)
         finally:
             destroy = getattr(client, "destroy", None)
             if destroy:

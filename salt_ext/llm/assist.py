@@ -5,8 +5,9 @@ configured (the default) every call is the offline planner / template
 responder, and the metadata says so. Otherwise:
 
 - ``plan``: the hybrid planner (``planner.HybridPlanner``), offline on any LLM failure;
-- ``read_ahead``: while Salt runs, the local model reads the writer's fixed prefix (its
-  rules and the question), so the answer's first token waits only for the findings;
+- ``read_ahead`` / ``read_along``: while Salt runs, the local model reads the writer's
+  prompt as it grows: its rules and the question first, then the findings of each step
+  that has finished, so the answer's first token waits only for the last step's findings;
 - ``write``: the grounded writer (``writer.GroundedWriter``), template on any failure;
 - ``turn_meta``: provider, model, tokens, cost and fallback reasons for the message
   metadata and ``messages.tokens_used``;
@@ -25,10 +26,56 @@ from salt_ext.llm.budget import Ledger, record_usage
 from salt_ext.llm.cache import SemanticCache
 from salt_ext.llm.gateway import Gateway
 from salt_ext.llm.planner import HybridPlanner
-from salt_ext.llm.writer import GroundedWriter, prefix_request
+from salt_ext.llm.writer import GroundedWriter, prefix_request, single_target
 from salt_ext.pipeline import lexicon
+from salt_ext.responder import respond
 
 log = logging.getLogger(__name__)
+
+
+class PromptReader:
+    """A thread that makes the model read the newest prompt prefix offered (older offers are
+    dropped: the newest one contains them). ``lines`` are the findings lines offered so far."""
+
+    def __init__(self, prefill: Callable[[Any], Any]) -> None:
+        self._prefill = prefill
+        self._cond = threading.Condition()
+        self._pending: Any = None
+        self._closed = False
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="serverflow-llm-read-ahead", daemon=True)
+        self._thread.start()
+
+    def offer(self, request: Any, lines: list[str] | None = None) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._pending = request
+            if lines is not None:
+                self.lines = lines
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                request, self._pending = self._pending, None
+            try:
+                self._prefill(request)
+            except Exception as exc:  # noqa: BLE001 - reading ahead only saves time
+                log.warning("serverflow: the LLM could not read ahead: %s", exc)
+
+    def close(self) -> list[str]:
+        """Stop reading (what is being read is finished: the answer starts from it); the lines offered."""
+        with self._cond:
+            self._closed = True
+            self._pending = None
+            self._cond.notify()
+        self._thread.join()
+        return self.lines
 
 
 @dataclass
@@ -38,7 +85,7 @@ class Turn:
     ledger: Ledger = field(default_factory=Ledger)
     plan: dict[str, Any] = field(default_factory=dict)
     answer: dict[str, Any] = field(default_factory=dict)
-    reading_ahead: threading.Thread | None = None
+    reader: PromptReader | None = None
 
     def meta(self) -> dict[str, Any]:
         fallback = [m["fallback_reason"] for m in (self.plan, self.answer) if m.get("fallback_reason")]
@@ -50,6 +97,11 @@ class Turn:
             out["fallback_reason"] = fallback[0]  # the first, as a sentence; all of them below
             out["fallback_reasons"] = fallback
         return out
+
+    def stop_reading(self) -> list[str]:
+        """End the read-ahead (idempotent); the findings lines it was given."""
+        reader, self.reader = self.reader, None
+        return reader.close() if reader is not None else []
 
     @property
     def tokens_used(self) -> int:
@@ -136,22 +188,34 @@ class LLMAssist:
                 or plan.refused or plan.error is not None or plan.clarification
                 or not any(s.safety == "read" and not s.requires_approval for s in plan.steps)):
             return
-        request = prefix_request(question)
-        turn.reading_ahead = threading.Thread(target=self.gateway.prefill, args=(request,),
-                                              name="serverflow-llm-read-ahead", daemon=True)
-        turn.reading_ahead.start()
+        turn.reader = PromptReader(self.gateway.prefill)
+        turn.reader.offer(prefix_request(question))
+
+    def read_along(self, turn: Turn, question: str, plan: Any, results: list[Any], inventory: dict) -> None:
+        """The steps in ``results`` have finished: let the model read their findings while the others run."""
+        reader = turn.reader
+        if reader is None or not results:
+            return
+        try:
+            response = respond(question, plan.intent or "", results, inventory=inventory)
+        except Exception as exc:  # noqa: BLE001 - reading ahead only saves time; the answer is made later
+            log.warning("serverflow: no findings to read ahead: %s", exc)
+            return
+        if not hasattr(response, "findings"):
+            return
+        target = single_target(results)
+        lines = self.writer.lines(response, reader.lines, target)
+        reader.offer(prefix_request(question, lines, target), lines)
 
     def write(self, turn: Turn, question: str, plan: Any, results: list[Any], inventory: dict, response: Any, *,
               on_delta: Callable[[dict[str, Any]], None] | None, tenant_id: str) -> Any:
-        if turn.reading_ahead is not None:
-            turn.reading_ahead.join()  # its tokens are the start of this prompt: nothing is read twice
-            turn.reading_ahead = None
+        read = turn.stop_reading()  # what it read is the start of this prompt: nothing is read twice
         if not hasattr(response, "findings"):  # an error, refusal or question back: nothing to write about
             return response
         cacheable = (plan.intent in lexicon.READ_INTENTS and not plan.requires_approval)
         response, meta = self.writer.write(question, plan.intent or "", results, inventory, response,
                                            on_delta=on_delta, tenant_id=tenant_id, ledger=turn.ledger,
-                                           cacheable=cacheable)
+                                           cacheable=cacheable, read=read)
         turn.answer = meta
         return response
 

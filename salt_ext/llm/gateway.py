@@ -30,7 +30,7 @@ from salt_ext.llm.config import LLMSettings, llm_settings
 from salt_ext.llm.context import fit_request, prompt_tokens
 from salt_ext.llm.providers import Provider, build_provider
 from salt_ext.llm.reliability import CircuitBreaker, backoff_delays
-from salt_ext.llm.types import Chunk, LLMRequest, LLMResponse, Message, ProviderError
+from salt_ext.llm.types import Chunk, LLMRequest, LLMResponse, Message, ProviderError, Usage
 from salt_ext.security.masking import mask_text
 
 log = logging.getLogger(__name__)
@@ -127,20 +127,37 @@ class Gateway:
             for attempt in range(len(delays) + 1):
                 if self.limiter is not None and tenant_id:
                     self.limiter.reserve(tenant_id, estimate)  # RATE001 propagates
-                streamed = False
+                streamed = settled = False
+                written: list[str] = []
+                started = time.monotonic()
+                chunks = provider.stream(fitted)
                 try:
-                    for chunk in provider.stream(fitted):
+                    for chunk in chunks:
                         if chunk.done:
                             response = chunk.response
                             response.attempts = list(failures)
                             self._settle(provider, response, tenant_id, estimate, ledger, request.purpose)
+                            settled = True
                             if dropped:
                                 response.attempts.append({"provider": provider.name, "kind": "trimmed",
                                                           "history_dropped": dropped})
                             yield chunk
                             return
                         streamed = True
+                        written.append(chunk.text or "")
                         yield chunk
+                except GeneratorExit:
+                    chunks.close()
+                    if settled:  # closed after the final chunk: already accounted
+                        raise
+                    # the caller stopped reading (a word that was not grounded): what the model
+                    # read and wrote until then is still spent, and accounted
+                    usage = Usage(estimate - max_out, provider.count_tokens("".join(written)) if written else 0)
+                    self._settle(provider, LLMResponse(text="".join(written), provider=provider.name,
+                                                       model=provider.model, usage=usage,
+                                                       latency_ms=(time.monotonic() - started) * 1000),
+                                 tenant_id, estimate, ledger, request.purpose)
+                    raise
                 except ProviderError as exc:
                     if self.limiter is not None and tenant_id:
                         self.limiter.settle(tenant_id, estimate, 0 if not streamed else estimate)

@@ -16,9 +16,11 @@
    each function's typed arguments.
 3. Merge: the deterministic steps stay (their targets and the arguments bound
    from the question win); the LLM may add arguments the deterministic step
-   left open on *read* functions, and add *read* steps. It can never add or
-   alter a change: write functions are offered only when the deterministic
-   stage planned them, and their arguments are the deterministic ones.
+   left open on *read* functions, and add *read* steps to a read-only plan.
+   It can never add or alter a change, nor add anything to a plan holding one
+   (what a person approves is exactly the change asked for): write functions
+   are offered only when the deterministic stage planned them, and their
+   arguments are the deterministic ones.
 4. ``check_plan`` - the same policy as for any plan - runs on the result;
    an LLM step the policy refuses is dropped (noted), never allowed.
 
@@ -109,6 +111,7 @@ def merge_plan(plan: PlanResult, proposal: Any, functions: list[FunctionSpec], s
     by_id = {s.minion_id: s for s in servers if s.minion_id in plan.targets}
     known = set(by_id)
     steps = [dataclasses.replace(s, args=dict(s.args), targets=list(s.targets)) for s in plan.steps]
+    changes = any(s.requires_approval or s.safety != "read" for s in steps)
     added: list[str] = []
     dropped: list[dict[str, str]] = []
     enriched: list[str] = []
@@ -138,6 +141,10 @@ def merge_plan(plan: PlanResult, proposal: Any, functions: list[FunctionSpec], s
             continue
         if spec.safety != "read":
             dropped.append({"function": spec.name, "reason": "the LLM may not add a change"})
+            continue
+        if changes:
+            # a change request's plan is what a person approves: exactly the change asked for
+            dropped.append({"function": spec.name, "reason": "the LLM may not add steps to a change"})
             continue
         if len(added) >= MAX_ADDED_STEPS:
             dropped.append({"function": spec.name, "reason": "too many steps"})

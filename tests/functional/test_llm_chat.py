@@ -154,6 +154,8 @@ def test_chat_turn_with_local_model_is_hybrid_grounded_and_accounted(chat_env, s
     summary = done["response"]["summary"]
     if llm["writer"] == "llm":  # the model's summary went out word by word, each grounded
         assert tokens and "".join(t["text"] for t in tokens).strip() == summary
+        # it had read the findings of the steps that finished first while the others ran
+        assert llm["llm"]["answer"]["read_ahead_findings"] >= 1, llm
     else:  # or it was not grounded and the template answered, saying why
         assert "ungrounded" in llm["fallback_reason"] or "AI00" in llm["fallback_reason"]
     with db.tenant(tenant_id) as conn:

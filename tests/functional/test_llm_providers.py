@@ -13,9 +13,14 @@ cannot be built these tests fail with the reason, they never skip.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
+import yaml
 
 from salt_ext.errors import ServerFlowError
 from salt_ext.evals.runner import load_suite, safety_violations, score_case
@@ -28,7 +33,7 @@ from salt_ext.llm.testing import AnthropicServer, LlamaServer, ensure_local_mode
 from salt_ext.llm.types import LLMRequest, Message, Structured
 from salt_ext.pipeline import plan_question
 from salt_ext.registry import load_registry
-from tests.unit.test_llm_core import CORE
+from tests.unit.test_llm_core import CORE, REPO
 
 pytestmark = pytest.mark.functional
 
@@ -36,6 +41,7 @@ pytestmark = pytest.mark.functional
 # Each model call takes 3-60 s on 2 shared cores depending on the machine's load, hence few cases and
 # generous timeouts here (the timeouts under test are set per test).
 SUBSET = ["diag-slow-db", "metrics-disk-cache", "service-status", "restart-nginx"]
+ALL = None  # every case of the file
 SLOW = 900  # seconds a model call may take in these tests
 
 
@@ -91,7 +97,7 @@ def run_cases(planner: HybridPlanner, suite, ids):
     """Plan the cases with the LLM: every proposal must follow the schema, every case pass as offline does."""
     registry = load_registry()
     out = []
-    for case in [c for c in suite.cases if c.id in ids]:
+    for case in [c for c in suite.cases if ids is None or c.id in ids]:
         plan, meta = planner.plan(case.question, suite.fleet, case.history or None)
         offline = plan_question(case.question, suite.fleet, case.history or None)
         out.append((case, plan, meta, score_case(case.expect, plan), score_case(case.expect, offline),
@@ -164,12 +170,67 @@ def test_openai_client_streams_from_llama_cpp_server(llama_server):
     assert sum(1 for c in chunks if c.text) > 3 and chunks[-1].done and chunks[-1].response.text.strip()
 
 
-def test_llama_cpp_server_plans_the_subset_within_the_schema(llama_server, suite):
-    planner = HybridPlanner(gateway(openai_cfg(llama_server)))
+def test_llama_cpp_server_plans_the_public_file_within_the_schema(llama_server, suite):
+    """Every public case the model is asked about: its plan follows the schema, the case passes
+    wherever the offline planner passes it, and no safety rule is broken. Through llama.cpp's
+    ``response_format`` schema (a forced tool call puts the whole schema in the prompt: 3x slower
+    here, so that mode plans a few cases in the next test)."""
+    planner = HybridPlanner(gateway(openai_cfg(llama_server, structured_output="json_object")))
+    asked = 0
+    for case, plan, meta, failures, offline_failures, violations in run_cases(planner, suite, ALL):
+        assert not violations, (case.id, violations)
+        assert failures == [] or offline_failures, (case.id, failures)
+        if not reaches_the_model(case, suite.fleet):
+            assert meta["planner"] == "offline" and "llm_skipped" in meta, (case.id, meta)
+            continue
+        asked += 1
+        assert meta["planner"] == "hybrid" and meta["provider"] == "llamacpp", (case.id, meta)
+        assert validate(meta["proposal"], planner_schema(planner, case, suite)) == [], case.id
+    assert asked >= 30  # the public file's non-refused cases
+
+
+def test_llama_cpp_server_plans_with_a_forced_tool_call(llama_server, suite):
+    planner = HybridPlanner(gateway(openai_cfg(llama_server)))  # structured_output: tool, the default
     for case, plan, meta, failures, offline_failures, violations in run_cases(planner, suite, SUBSET[:2]):
         assert meta["planner"] == "hybrid" and meta["provider"] == "llamacpp", (case.id, meta)
         assert validate(meta["proposal"], planner_schema(planner, case, suite)) == []
         assert not violations and (failures == [] or offline_failures), (case.id, failures)
+
+
+def reaches_the_model(case, fleet) -> bool:
+    """Whether the hybrid planner asks the model about ``case`` (with trust_offline > 1): the
+    deterministic stages did not refuse, fail, ask back or miss the target."""
+    plan = plan_question(case.question, fleet, case.history or None)
+    return not (plan.error or plan.refused or not plan.targets or plan.clarification)
+
+
+def test_public_evals_cli_with_the_in_process_model_planning_every_case(model, tmp_path):
+    """`python -m salt_ext.evals core.yaml --planner llm --json` (the issue's command) with the model asked
+    for every plan: pass rate at least the offline planner's, zero safety violations, and every case that
+    reaches the model planned by it (a proposal off the schema would show as a fallback to offline)."""
+    config = tmp_path / "llm.yaml"
+    config.write_text(yaml.safe_dump({"llm": {"primary": local_cfg(model),
+                                              "planner": {"timeout": SLOW, "trust_offline": 2}}}))
+    env = {**os.environ, "SERVERFLOW_LLM_CONFIG": str(config)}
+    reports = {}
+    for planner in ("offline", "llm"):
+        proc = subprocess.run([sys.executable, "-m", "salt_ext.evals", str(CORE), "--planner", planner, "--json"],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=3600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        reports[planner] = json.loads(proc.stdout)
+    offline, llm = reports["offline"]["summary"], reports["llm"]["summary"]
+    assert llm["total"] == offline["total"] > 0
+    assert llm["pass_rate"] >= offline["pass_rate"] and llm["safety_violations"] == 0, llm
+    suite = load_suite(CORE)
+    cases = {c.id: c for c in suite.cases}
+    planned = 0
+    for result in reports["llm"]["cases"]:
+        notes = result["plan"].get("notes") or []
+        assert not any("fallback to offline" in n for n in notes), (result["id"], notes)
+        if reaches_the_model(cases[result["id"]], suite.fleet):
+            assert any(n.startswith("llm: local/") for n in notes), (result["id"], notes)
+            planned += 1
+    assert planned >= 30
 
 
 # -- Anthropic Messages API with the anthropic client -------------------------------------------------------

@@ -204,6 +204,18 @@ def test_merge_never_lets_the_llm_add_or_change_a_write(suite, registry):
     assert {d["function"] for d in meta["dropped"]} >= {"pkg.remove", "cmd.run"}
 
 
+def test_merge_adds_nothing_to_a_change_request(suite, registry):
+    """Seen with llama.cpp on 'reboot every server right now': the model added status.uptime to the
+    reboot plan. What a person approves must be exactly the change asked for."""
+    plan, servers = plan_for(suite, "reboot every server right now")
+    assert plan.steps and all(s.requires_approval for s in plan.steps)
+    offered = [registry.get("system.reboot"), registry.get("status.uptime")]
+    proposal = {"steps": [{"function": "system.reboot", "args": {}}, {"function": "status.uptime", "args": {}}]}
+    merged, meta = merge_plan(plan, proposal, offered, servers, registry)
+    assert merged.as_dict() == plan.as_dict() and meta["added"] == []
+    assert all("may not add steps to a change" in d["reason"] for d in meta["dropped"])
+
+
 def test_merge_drops_dangerous_or_foreign_arguments(suite, registry):
     plan, servers = plan_for(suite, "show the syslog on web-01")
     functions = candidate_functions(plan, servers, registry, 10)
@@ -370,3 +382,183 @@ def test_a_sure_complete_offline_plan_is_not_sent_to_the_model(suite):
     # asked to always plan with the model, the same question reaches it (and falls back: it is down)
     plan2, meta2 = HybridPlanner(_dead_gateway(trust_offline=2)).plan("Why is prod-db-01 slow?", suite.fleet)
     assert meta2["fallback_reason"].startswith("AI002") and plan2.as_dict() == plan.as_dict()
+
+
+# -- reading the answer's prompt while Salt runs ----------------------------------------------------
+
+
+def _finding(severity, title, brief, detail="a long detail " * 20):
+    from salt_ext.responder.model import Finding
+
+    return Finding(severity=severity, title=title, detail=detail.strip(), brief=brief, minion_id="web-01")
+
+
+def _server(minion_id):
+    from salt_ext.inventory.model import Server
+
+    return Server(minion_id=minion_id, os="Debian", os_family="Debian", status="online")
+
+
+def _response(*findings, recommendations=()):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(findings=list(findings), unanswered=[], recommendations=list(recommendations))
+
+
+def test_writer_prompt_keeps_what_was_read_ahead_as_its_prefix():
+    from salt_ext.llm.writer import build_request as writer_request, finding_lines, merge_lines, prefix_request
+
+    load = _finding("info", "Load average 0.7", "load 0.7")
+    mem = _finding("info", "Memory 97% available", "memory 97% available")
+    hog = _finding("warning", "Top CPU consumer: stress (pid 42) at 99% of a core", "stress 99%")
+    # info: its brief; the minion named on each line unless the header names it
+    assert finding_lines(_response(load, mem)) == ["- web-01: load 0.7", "- web-01: memory 97% available"]
+    assert finding_lines(_response(load, mem), target="web-01") == ["- load 0.7", "- memory 97% available"]
+    hog_line = finding_lines(_response(hog), max_detail=40, target="web-01")[0]
+    assert hog_line.startswith("- [warning] Top CPU consumer: stress (pid 42) at 99% of a core: a long detail")
+    assert hog_line.endswith(" ...") and len(hog_line) < len(hog.title) + 40 + 30
+    assert finding_lines(_response(hog), target="web-01") == [f"- [warning] {hog.title}"]  # default: the title
+    # the final findings put the most severe first; what was read ahead stays in front, in its order
+    results = [StepResult("ps.top", {}, ["web-01"]), StepResult("status.loadavg", {}, ["web-01"])]
+    final = _response(hog, mem, load, recommendations=["Check stress (pid 42)."])
+    read = merge_lines([], finding_lines(_response(mem, load), target="web-01"))
+    request = writer_request("why is web-01 slow?", final, results, 0, 100, read=read)
+    ahead = prefix_request("why is web-01 slow?", read, "web-01")
+    assert ahead.messages[1].content == ("Question: why is web-01 slow?\nFindings on web-01:\n"
+                                         "- memory 97% available\n- load 0.7")
+    assert request.messages[0] == ahead.messages[0]
+    assert request.messages[1].content.startswith(ahead.messages[1].content + "\n- [warning] Top CPU consumer")
+    assert "Checks suggest: Check stress (pid 42)." in request.messages[1].content
+    assert merge_lines(["a", "gone", "b"], ["c", "b", "a"]) == ["a", "b", "c"]
+    # a line read ahead stays even when more severe findings would push it past the limit
+    assert merge_lines(["a", "b"], ["x", "y", "a", "b"], 2) == ["a", "b", "x", "y"]
+    assert merge_lines([], ["x", "y", "a", "b"], 2) == ["x", "y"]
+    crowded = _response(hog, _finding("warning", "Disk 95% full", "disk 95%"), mem, load)
+    request = writer_request("why is web-01 slow?", crowded, results, 0, 100, read=read, max_findings=2)
+    assert request.messages[1].content.startswith(ahead.messages[1].content + "\n- [warning] Top CPU")
+    assert "Disk 95% full" in request.messages[1].content
+    # nothing read: the question alone is the prefix; several minions: each line names its own
+    assert writer_request("q", final, [], 0, 100).messages[1].content.startswith(prefix_request("q").messages[1].content)
+    two = results + [StepResult("ps.top", {}, ["web-02"])]
+    assert "- web-01: load 0.7" in writer_request("q", final, two, 0, 100).messages[1].content
+
+
+def test_prompt_reader_reads_only_the_newest_prefix_and_survives_errors():
+    import threading
+
+    from salt_ext.llm.assist import PromptReader
+
+    first_started, release = threading.Event(), threading.Event()
+    read = []
+
+    def prefill(request):
+        read.append(request)
+        if request == "r1":
+            first_started.set()
+            release.wait(10)
+        if request == "r3":
+            raise RuntimeError("model busy")
+
+    reader = PromptReader(prefill)
+    reader.offer("r1", ["a"])
+    assert first_started.wait(10)
+    reader.offer("r2", ["a", "b"])  # superseded before the model is free
+    reader.offer("r3", ["a", "b", "c"])
+    release.set()
+    for _ in range(100):
+        if len(read) == 2:
+            break
+        threading.Event().wait(0.05)
+    reader.offer("r4", ["a", "b", "c", "d"])
+    assert reader.close() == ["a", "b", "c", "d"]
+    assert read[:2] == ["r1", "r3"] and set(read) <= {"r1", "r3", "r4"}
+    reader.offer("r5", ["x"])  # after close: ignored
+    assert reader.close() == ["a", "b", "c", "d"] and "r5" not in read
+
+
+def test_read_along_offers_each_finished_steps_findings():
+    import threading
+    from types import SimpleNamespace
+
+    from salt_ext.llm.assist import LLMAssist
+
+    offered = []
+    gateway = SimpleNamespace(primary=SimpleNamespace(config=SimpleNamespace(kind="local")),
+                              prefill=lambda request: offered.append(request.messages[1].content))
+    assist = LLMAssist(gateway, planner_settings={"enabled": True}, writer_settings={"enabled": True})
+    plan = plan_question("why is web-01 slow?", [_server("web-01")], None)
+    assert [s.function for s in plan.steps][:2] == ["status.loadavg", "status.cpustats"]
+    turn = assist.turn()
+
+    def read(count):  # let the reader thread take the offer (a newer one replaces an offer not yet taken)
+        for _ in range(200):
+            if len(offered) >= count:
+                return
+            threading.Event().wait(0.02)
+        raise AssertionError(offered)
+
+    assist.read_ahead(turn, plan.question, plan)
+    read(1)
+    load = StepResult("status.loadavg", {}, ["web-01"], jid="1",
+                      returns={"web-01": MinionReturn("web-01", {"1-min": 0.5, "5-min": 0.4, "15-min": 0.3})})
+    mem = StepResult("status.meminfo", {}, ["web-01"], jid="2",
+                     returns={"web-01": MinionReturn("web-01", {"MemTotal": {"value": "1000", "unit": "kB"},
+                                                               "MemAvailable": {"value": "900", "unit": "kB"}})})
+    assist.read_along(turn, plan.question, plan, [load], {})
+    read(2)
+    assist.read_along(turn, plan.question, plan, [load, mem], {})
+    read(3)
+    lines = turn.stop_reading()
+    assert turn.reader is None and turn.stop_reading() == []
+    assert any("load 0.5" in line for line in lines) and any("memory" in line for line in lines)
+    assert lines[0].startswith("- load 0.5")  # the first step's finding stays first
+    assert offered[0] == "Question: why is web-01 slow?\n"  # the question, read at once
+    assert offered[1].startswith("Question: why is web-01 slow?\nFindings on web-01:\n- load 0.5")
+    assert offered[2].startswith(offered[1]) and "memory" in offered[2]  # the prompt only grows
+    # offline (no model): nothing is read
+    offline = LLMAssist(None)
+    t = offline.turn()
+    offline.read_ahead(t, plan.question, plan)
+    offline.read_along(t, plan.question, plan, [load], {})
+    assert t.reader is None
+
+
+def test_an_answer_abandoned_mid_stream_is_still_accounted():
+    """The writer stops reading at the first word that is not grounded: the tokens spent count."""
+    import dataclasses
+
+    from salt_ext.llm.gateway import Gateway
+    from salt_ext.llm.providers.base import Provider
+    from salt_ext.llm.types import Chunk, LLMResponse
+
+    closed = []
+
+    class Words(Provider):
+        def _stream(self, request, deadline):
+            try:
+                for word in ("Disk ", "is ", "99% ", "full ", "on ", "web-01."):
+                    yield Chunk(text=word)
+                yield Chunk(done=True, response=LLMResponse(text="", provider=self.name, model=self.model))
+            finally:
+                closed.append(True)
+
+    settings = llm_settings({"llm": {"primary": {"provider": "openai_compatible", "model": "m",
+                                                 "base_url": "http://127.0.0.1:9/v1"}}})
+    provider = Words(dataclasses.replace(settings.providers[0], name="words"))
+    gateway = Gateway(settings, providers=[provider])
+    ledger = Ledger()
+    stream = gateway.stream(LLMRequest(messages=[Message("user", "How full is the disk on web-01?")], max_tokens=50),
+                            ledger=ledger)
+    assert [next(stream).text for _ in range(3)] == ["Disk ", "is ", "99% "]
+    stream.close()
+    assert closed == [True]  # the provider's stream was closed too (a local model's lock is released)
+    [entry] = ledger.entries
+    assert entry.provider == "words" and entry.prompt_tokens > 0 and entry.completion_tokens >= 3
+    # read to the end, then closed (as the writer does): accounted once, as the provider reported it
+    ledger = Ledger()
+    stream = gateway.stream(LLMRequest(messages=[Message("user", "How full?")], max_tokens=50), ledger=ledger)
+    for chunk in stream:
+        if chunk.done:
+            break
+    stream.close()
+    assert len(ledger.entries) == 1 and ledger.entries[0].completion_tokens == 0  # the done chunk's usage

@@ -149,7 +149,7 @@ def test_as_dict_is_json_safe() -> None:
     p = ask("top 10 processes by cpu on cache-01")
     d = p.as_dict()
     assert json.loads(json.dumps(d)) == d
-    assert d["steps"][0] == {"function": "ps.top", "targets": ["cache-01"], "args": {"num_processes": 10}, "safety": "read", "requires_approval": False, "parallel_group": 0}
+    assert d["steps"][0] == {"function": "ps.top", "targets": ["cache-01"], "args": {"num_processes": 10, "interval": 1}, "safety": "read", "requires_approval": False, "parallel_group": 0}
     assert set(d) >= {"question", "normalized", "intent", "confidence", "entities", "targets", "steps", "requires_approval", "refused", "error", "clarification"}
 
 
