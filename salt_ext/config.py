@@ -172,7 +172,7 @@ DEFAULTS: dict[str, Any] = {
             # Seconds the summary may take before the template answer is used.
             "timeout": 45,
             # What the prompt holds (every prompt token costs ~10-30 ms on 2 cores before the first
-            # answer token): the first findings (an info finding as its few-word brief, a warning as
+            # answer token): the first findings, severity-tagged (an info finding as its brief, a warning as
             # its title and max_detail characters of its detail, 0: none) and max_result_chars of
             # raw execution results (0: none; the findings carry the figures).
             "max_findings": 5,

@@ -412,8 +412,8 @@ def test_writer_prompt_keeps_what_was_read_ahead_as_its_prefix():
     mem = _finding("info", "Memory 97% available", "memory 97% available")
     hog = _finding("warning", "Top CPU consumer: stress (pid 42) at 99% of a core", "stress 99%")
     # info: its brief; the minion named on each line unless the header names it
-    assert finding_lines(_response(load, mem)) == ["- web-01: load 0.7", "- web-01: memory 97% available"]
-    assert finding_lines(_response(load, mem), target="web-01") == ["- load 0.7", "- memory 97% available"]
+    assert finding_lines(_response(load, mem)) == ["- [info] web-01: load 0.7", "- [info] web-01: memory 97% available"]
+    assert finding_lines(_response(load, mem), target="web-01") == ["- [info] load 0.7", "- [info] memory 97% available"]
     hog_line = finding_lines(_response(hog), max_detail=40, target="web-01")[0]
     assert hog_line.startswith("- [warning] Top CPU consumer: stress (pid 42) at 99% of a core: a long detail")
     assert hog_line.endswith(" ...") and len(hog_line) < len(hog.title) + 40 + 30
@@ -425,7 +425,7 @@ def test_writer_prompt_keeps_what_was_read_ahead_as_its_prefix():
     request = writer_request("why is web-01 slow?", final, results, 0, 100, read=read)
     ahead = prefix_request("why is web-01 slow?", read, "web-01")
     assert ahead.messages[1].content == ("Question: why is web-01 slow?\nFindings on web-01:\n"
-                                         "- memory 97% available\n- load 0.7")
+                                         "- [info] memory 97% available\n- [info] load 0.7")
     assert request.messages[0] == ahead.messages[0]
     assert request.messages[1].content.startswith(ahead.messages[1].content + "\n- [warning] Top CPU consumer")
     assert "Checks suggest: Check stress (pid 42)." in request.messages[1].content
@@ -440,7 +440,7 @@ def test_writer_prompt_keeps_what_was_read_ahead_as_its_prefix():
     # nothing read: the question alone is the prefix; several minions: each line names its own
     assert writer_request("q", final, [], 0, 100).messages[1].content.startswith(prefix_request("q").messages[1].content)
     two = results + [StepResult("ps.top", {}, ["web-02"])]
-    assert "- web-01: load 0.7" in writer_request("q", final, two, 0, 100).messages[1].content
+    assert "- [info] web-01: load 0.7" in writer_request("q", final, two, 0, 100).messages[1].content
 
 
 def test_prompt_reader_reads_only_the_newest_prefix_and_survives_errors():
@@ -511,9 +511,9 @@ def test_read_along_offers_each_finished_steps_findings():
     lines = turn.stop_reading()
     assert turn.reader is None and turn.stop_reading() == []
     assert any("load 0.5" in line for line in lines) and any("memory" in line for line in lines)
-    assert lines[0].startswith("- load 0.5")  # the first step's finding stays first
+    assert lines[0].startswith("- [info] load 0.5")  # the first step's finding stays first
     assert offered[0] == "Question: why is web-01 slow?\n"  # the question, read at once
-    assert offered[1].startswith("Question: why is web-01 slow?\nFindings on web-01:\n- load 0.5")
+    assert offered[1].startswith("Question: why is web-01 slow?\nFindings on web-01:\n- [info] load 0.5")
     assert offered[2].startswith(offered[1]) and "memory" in offered[2]  # the prompt only grows
     # offline (no model): nothing is read
     offline = LLMAssist(None)
