@@ -77,16 +77,17 @@ def finding_lines(response: Any, *, max_findings: int | None = MAX_FINDINGS, max
                   target: str | None = None) -> list[str]:
     """The prompt's findings, the first ``max_findings`` (None: all), each tagged with its severity
     (the model's cue for what is a problem): an info finding as its brief (a few words that carry
-    its figure), a warning or worse as its title with its detail
-    cut to ``max_detail`` characters (0: none). Findings about ``target`` are not prefixed with it (the header names it)."""
+    its figure), a warning or worse as its title and its detail cut to ``max_detail`` characters
+    (0: none). Findings about ``target`` are not prefixed with it (the header names it)."""
     lines = []
     for f in response.findings[:max_findings]:
         who = f"{f.minion_id}: " if f.minion_id and f.minion_id != target else ""
         if f.severity == "info":
             lines.append(f"- [info] {who}{f.brief or f.title}")
             continue
-        detail = "" if max_detail <= 0 else f.detail if len(f.detail) <= max_detail else (
-            f.detail[:max_detail].rsplit(" ", 1)[0] + " ...")
+        detail = f.detail if max_detail > 0 else ""
+        if len(detail) > max_detail:
+            detail = detail[:max_detail].rsplit(" ", 1)[0] + " ..."
         lines.append(f"- [{f.severity}] {who}{f.title}: {detail}".rstrip(": "))
     return lines
 
