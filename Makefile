@@ -31,7 +31,6 @@ test: install
 	@$(PY) -m pytest -q -ra tests/unit tests/functional tests/e2e $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-
 test-unit: install
 	@$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 

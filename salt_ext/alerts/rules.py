@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 PRESENCE = "presence"
+# The functions whose returns can raise or resolve an alert (``for_return``).
+WATCHED_FUNCTIONS = ("disk.usage", "status.loadavg")
 
 
 @dataclass(frozen=True)

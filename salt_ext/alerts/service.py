@@ -44,7 +44,7 @@ class AlertService:
                                       description=f"the key of {minion_id} was deleted"))
 
     def on_return(self, minion_id: str, function: str, result: Any) -> None:
-        if function not in ("disk.usage", "status.loadavg"):
+        if function not in rules.WATCHED_FUNCTIONS:
             return
         cores = None
         if function == "status.loadavg":

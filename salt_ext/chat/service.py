@@ -21,7 +21,9 @@ from salt_ext.errors import ErrorInfo, ServerFlowError
 from salt_ext.inventory import store as inventory_store
 from salt_ext.inventory.model import Server
 from salt_ext.llm.assist import LLMAssist
-from salt_ext.pipeline import PlanResult, PlanStep, check_plan
+from salt_ext.pipeline import PlanResult, PlanStep
+from salt_ext.pipeline.policy import check_step
+from salt_ext.registry import load_registry
 from salt_ext.responder import respond
 from salt_ext.security import audit
 from salt_ext.security.identity import principal_for_salt_user
@@ -239,14 +241,13 @@ class ChatService:
         The responder may suggest a fix to anyone; only those who may propose it get an action.
         """
         known = [s.minion_id for s in servers]
+        registry = load_registry()
         out = []
         for proposal in proposals:
             step = PlanStep(function=proposal["function"], targets=list(proposal["targets"]),
                             args=dict(proposal["args"]))
-            checked = check_plan(PlanResult(question="", steps=[step], targets=step.targets), known_targets=known)
-            if checked.refused or not checked.steps:
-                continue
-            if authorize(principal, "propose", step.targets, servers) is None:
+            _, refused = check_step(step, registry, known)
+            if refused is None and authorize(principal, "propose", step.targets, servers) is None:
                 out.append(proposal)
         return out
 

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
+from salt_ext.alerts.rules import WATCHED_FUNCTIONS
 from salt_ext.alerts.service import AlertService
 from salt_ext.chat.service import ChatRequest, ChatService
 from salt_ext.chat.signing import Verifier, load_key
@@ -170,7 +171,7 @@ class Engine:
                 self._retired.add(str(data["id"]))
             self.inventory.handle(tag, data)
             if (self.alerts.enabled and tag.startswith("salt/job/") and "/ret/" in tag
-                    and data.get("fun") in ("disk.usage", "status.loadavg") and data.get("success", True)):
+                    and data.get("fun") in WATCHED_FUNCTIONS and data.get("success", True)):
                 self._alert_pool.submit(self._guarded, "alert", self.alerts.on_return,
                                         tag.split("/ret/", 1)[1], data["fun"], data.get("return"))
 

@@ -127,8 +127,8 @@ class Gateway:
             for attempt in range(len(delays) + 1):
                 if self.limiter is not None and tenant_id:
                     self.limiter.reserve(tenant_id, estimate)  # RATE001 propagates
-                streamed = settled = False
-                written: list[str] = []
+                settled = False
+                written: list[str] = []  # the text streamed so far
                 started = time.monotonic()
                 chunks = provider.stream(fitted)
                 try:
@@ -143,7 +143,6 @@ class Gateway:
                                                           "history_dropped": dropped})
                             yield chunk
                             return
-                        streamed = True
                         written.append(chunk.text or "")
                         yield chunk
                 except GeneratorExit:
@@ -160,10 +159,10 @@ class Gateway:
                     raise
                 except ProviderError as exc:
                     if self.limiter is not None and tenant_id:
-                        self.limiter.settle(tenant_id, estimate, 0 if not streamed else estimate)
+                        self.limiter.settle(tenant_id, estimate, estimate if written else 0)
                     failures.append({**exc.as_dict(), "attempt": attempt + 1})
                     log.warning("serverflow: LLM %s failed (attempt %d): %s", provider.name, attempt + 1, exc)
-                    if streamed:
+                    if written:
                         yield Chunk(reset=True)
                     if not exc.retryable or attempt >= len(delays):
                         break
